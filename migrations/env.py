@@ -1,0 +1,67 @@
+"""Alembic environment. The URL comes from the caller (``shared.db.migrate``) or the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context
+from sqlalchemy import pool
+
+import shared.models  # noqa: F401  (registers every table)
+from shared.db.base import UTCDateTime, metadata
+from shared.db.engine import make_engine
+
+config = context.config
+
+
+def _url() -> str:
+    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    if url:
+        return str(url)
+    from shared.config import load_settings
+
+    return load_settings().effective_database_url
+
+
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def _options(dialect_name: str) -> dict[str, Any]:
+    return {
+        "target_metadata": metadata,
+        "render_item": _render_item,
+        "compare_type": True,
+        # SQLite cannot ALTER constraints in place; batch mode recreates the table.
+        "render_as_batch": dialect_name == "sqlite",
+    }
+
+
+def run_migrations_offline() -> None:
+    url = _url()
+    context.configure(url=url, literal_binds=True, **_options(url.split(":", 1)[0]))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(connection=connection, **_options(connection.dialect.name))
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = make_engine(_url(), poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        context.configure(connection=conn, **_options(conn.dialect.name))
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

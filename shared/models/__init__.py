@@ -1,0 +1,42 @@
+"""All tables. Importing this module registers every model on ``shared.db.base.metadata``."""
+
+from shared.models.automation import Automation, AutomationEvent, AutomationTrigger, ModelConfig
+from shared.models.chat import Chat, ChatMessage
+from shared.models.enums import (
+    AutomationStatus,
+    ChatStatus,
+    ClientType,
+    EventStatus,
+    KeyStatus,
+    MessageRole,
+    OrgRole,
+    SiteRole,
+    TriggerType,
+)
+from shared.models.identity import ApiKey, Organization, OrganizationMember, User
+from shared.models.site import AuditLog, EncryptionKey, SiteConfig
+
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "Automation",
+    "AutomationEvent",
+    "AutomationStatus",
+    "AutomationTrigger",
+    "Chat",
+    "ChatMessage",
+    "ChatStatus",
+    "ClientType",
+    "EncryptionKey",
+    "EventStatus",
+    "KeyStatus",
+    "MessageRole",
+    "ModelConfig",
+    "OrgRole",
+    "Organization",
+    "OrganizationMember",
+    "SiteConfig",
+    "SiteRole",
+    "TriggerType",
+    "User",
+]

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.db.base import Base, enum_type, new_id
+from shared.models.enums import AutomationStatus, EventStatus, TriggerType
+
+
+class ModelConfig(Base):
+    """An OpenAI-compatible model endpoint a chat runs against (SPEC 9)."""
+
+    __tablename__ = "model_configs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(100), default="openai-compatible")
+    base_url: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    api_key: Mapped[str | None] = mapped_column(Text)
+    api_key_key_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Automation(Base):
+    __tablename__ = "automations"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "organization_id", "name"),
+        CheckConstraint(
+            "max_chat_creates_per_hour BETWEEN 1 AND 1000", name="max_chat_creates_per_hour_range"
+        ),
+        CheckConstraint(
+            "max_messages_per_hour BETWEEN 1 AND 1000", name="max_messages_per_hour_range"
+        ),
+        Index("ix_automations_organization_id", "organization_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    model_config_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("model_configs.id", ondelete="SET NULL"), index=True
+    )
+    mcp_server_ids: Mapped[list[Any]] = mapped_column(default=list)
+    allowed_tools: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[AutomationStatus] = mapped_column(
+        enum_type(AutomationStatus, "automation_status"), default=AutomationStatus.DISABLED
+    )
+    max_chat_creates_per_hour: Mapped[int] = mapped_column(Integer, default=10)
+    max_messages_per_hour: Mapped[int] = mapped_column(Integer, default=60)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    triggers: Mapped[list[AutomationTrigger]] = relationship(
+        back_populates="automation", passive_deletes=True
+    )
+
+
+class AutomationTrigger(Base):
+    __tablename__ = "automation_triggers"
+    __table_args__ = (
+        CheckConstraint(
+            "(type != 'webhook') OR (webhook_secret IS NOT NULL AND cron_schedule IS NULL"
+            " AND next_fire_at IS NULL)",
+            name="webhook_fields",
+        ),
+        CheckConstraint(
+            "(type != 'cron') OR (cron_schedule IS NOT NULL AND webhook_secret IS NULL"
+            " AND webhook_secret_key_id IS NULL AND previous_webhook_secret IS NULL)",
+            name="cron_fields",
+        ),
+        CheckConstraint(
+            "(previous_webhook_secret IS NULL) = (previous_secret_expires_at IS NULL)",
+            name="previous_secret_expiry",
+        ),
+        Index("ix_automation_triggers_automation_id", "automation_id"),
+        Index("ix_automation_triggers_next_fire_at", "next_fire_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    automation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("automations.id", ondelete="CASCADE")
+    )
+    type: Mapped[TriggerType] = mapped_column(enum_type(TriggerType, "trigger_type"))
+    webhook_secret: Mapped[str | None] = mapped_column(Text)
+    webhook_secret_key_id: Mapped[str | None] = mapped_column(String(64))
+    previous_webhook_secret: Mapped[str | None] = mapped_column(Text)
+    previous_webhook_secret_key_id: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[datetime | None]
+    cron_schedule: Mapped[str | None] = mapped_column(String(200))
+    last_triggered_at: Mapped[datetime | None]
+    next_fire_at: Mapped[datetime | None]
+    filter: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    label_paths: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    automation: Mapped[Automation] = relationship(back_populates="triggers")
+
+
+class AutomationEvent(Base):
+    """Append-only audit trail of every trigger firing; also the rate-limit data source."""
+
+    __tablename__ = "automation_events"
+    __table_args__ = (
+        UniqueConstraint("trigger_id", "delivery_id"),
+        CheckConstraint(
+            "status != 'created' OR created_chat_id IS NOT NULL", name="created_has_chat"
+        ),
+        CheckConstraint(
+            "status != 'continued' OR matched_chat_id IS NOT NULL", name="continued_has_chat"
+        ),
+        CheckConstraint("matched_chat_id IS NULL OR created_chat_id IS NULL", name="one_chat_id"),
+        CheckConstraint("occurrences >= 1", name="occurrences_positive"),
+        Index("ix_automation_events_automation_received", "automation_id", "received_at"),
+        Index("ix_automation_events_received_at", "received_at"),
+        Index(
+            "ix_automation_events_rate_limit",
+            "automation_id",
+            "received_at",
+            postgresql_where=text("status IN ('created', 'continued')"),
+            sqlite_where=text("status IN ('created', 'continued')"),
+        ),
+        Index(
+            "ix_automation_events_pending",
+            "received_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    automation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("automations.id", ondelete="CASCADE")
+    )
+    trigger_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("automation_triggers.id", ondelete="SET NULL"), index=True
+    )
+    received_at: Mapped[datetime]
+    delivery_id: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    filter_matched: Mapped[bool | None]
+    resolved_labels: Mapped[dict[str, Any] | None]
+    matched_chat_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chats.id", ondelete="SET NULL"), index=True
+    )
+    created_chat_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chats.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[EventStatus] = mapped_column(
+        enum_type(EventStatus, "event_status"), default=EventStatus.PENDING
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    #: how many identical occurrences this row stands for (bad-signature floods are folded).
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    #: sweeper bookkeeping: how often the event was (re)published and when last.
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_published_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]

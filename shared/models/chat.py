@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.base import Base, enum_type, new_id
+from shared.models.enums import ChatStatus, ClientType, MessageRole
+
+
+class Chat(Base):
+    __tablename__ = "chats"
+    __table_args__ = (
+        Index("ix_chats_labels", "labels", postgresql_using="gin"),
+        Index("ix_chats_automation_id", "automation_id"),
+        Index(
+            "ix_chats_owner_org_updated",
+            "owner_id",
+            "organization_id",
+            "updated_at",
+        ),
+        Index("ix_chats_parent_chat_id", "parent_chat_id"),
+        Index("ix_chats_root_chat_id", "root_chat_id"),
+        Index("ix_chats_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[ChatStatus] = mapped_column(
+        enum_type(ChatStatus, "chat_status"), default=ChatStatus.WAITING
+    )
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    automation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("automations.id", ondelete="SET NULL")
+    )
+    model_config_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("model_configs.id", ondelete="SET NULL"), index=True
+    )
+    archived: Mapped[bool] = mapped_column(default=False)
+    pin_order: Mapped[int] = mapped_column(Integer, default=0)
+    parent_chat_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chats.id", ondelete="CASCADE")
+    )
+    root_chat_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chats.id", ondelete="CASCADE")
+    )
+    client_type: Mapped[ClientType] = mapped_column(
+        enum_type(ClientType, "chat_client_type"), default=ClientType.API
+    )
+    last_error: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    __table_args__ = (Index("ix_chat_messages_chat_created", "chat_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    chat_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    role: Mapped[MessageRole] = mapped_column(enum_type(MessageRole, "chat_message_role"))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    deleted: Mapped[bool] = mapped_column(default=False)
+    deleted_at: Mapped[datetime | None]
+    #: the automation event that appended this message (no FK: events are purged, messages stay)
+    event_id: Mapped[uuid.UUID | None]
