@@ -1,0 +1,180 @@
+"""Shared fixtures: real PostgreSQL and Redis (or throwaway ones), SQLite, a frozen clock.
+
+* ``pg_session`` / ``sqlite_session`` / ``any_session``: a Session inside a transaction that is
+  rolled back after the test (savepoint mode, so code under test may commit freely).
+* ``pg_committed``: a separate, migrated database per xdist worker whose tables are emptied
+  before each test, for tests where several connections, threads or processes must see
+  committed rows (concurrency and end-to-end tests).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from shared.clock import FrozenClock
+from shared.db import migrate
+from shared.db.base import metadata
+from shared.db.engine import make_engine
+from tests.harness.services import Service, find_postgres, find_redis
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+_services: dict[str, Service] = {}
+
+
+def _service(kind: str) -> Service:
+    if kind not in _services:
+        _services[kind] = find_postgres() if kind == "postgres" else find_redis()
+    svc = _services[kind]
+    if svc.url is None:
+        if IN_CI:
+            pytest.fail(f"CI=true and {kind} is unavailable: {svc.reason}", pytrace=False)
+        pytest.skip(f"{kind} unavailable: {svc.reason}")
+    return svc
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for kind, svc in _services.items():
+        if svc.url is None:
+            terminalreporter.write_sep(
+                "!", f"{kind.upper()} TESTS SKIPPED: {svc.reason}", red=True, bold=True
+            )
+        elif svc.throwaway:
+            terminalreporter.write_line(f"{kind}: using a throwaway server at {svc.url}")
+
+
+def _worker_id(config: pytest.Config) -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _fresh_pg_database(base_url: str, name: str) -> str:
+    url = make_url(base_url)
+    admin = psycopg2.connect(
+        dbname=url.database,
+        user=url.username,
+        host=url.host,
+        port=url.port,
+        password=url.password,
+    )
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    return str(_service("postgres").url)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_base_url: str, pytestconfig: pytest.Config) -> str:
+    url = _fresh_pg_database(pg_base_url, f"test_ca_{_worker_id(pytestconfig)}")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url, pool_size=10, max_overflow=20)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    engine = make_engine(sqlite_url)
+    yield engine
+    engine.dispose()
+
+
+def _rollback_session(engine: Engine) -> Iterator[Session]:
+    conn = engine.connect()
+    trans = conn.begin()
+    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        trans.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def pg_session(pg_engine: Engine) -> Iterator[Session]:
+    yield from _rollback_session(pg_engine)
+
+
+@pytest.fixture
+def sqlite_session(sqlite_engine: Engine) -> Iterator[Session]:
+    yield from _rollback_session(sqlite_engine)
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def any_session(request: pytest.FixtureRequest) -> Session:
+    name = "pg_session" if request.param == "postgres" else "sqlite_session"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def pg_committed_url(pg_base_url: str, pytestconfig: pytest.Config) -> str:
+    url = _fresh_pg_database(pg_base_url, f"test_ca_{_worker_id(pytestconfig)}_c")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def pg_committed(pg_committed_url: str) -> Iterator[str]:
+    """URL of a migrated database whose tables are empty at the start of the test."""
+    engine = make_engine(pg_committed_url)
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    engine.dispose()
+    yield pg_committed_url
+
+
+@pytest.fixture(scope="session")
+def redis_base_url() -> str:
+    return str(_service("redis").url)
+
+
+@pytest.fixture
+def redis_url(redis_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
+    """A Redis database of its own per xdist worker, flushed before the test."""
+    import redis
+
+    wid = _worker_id(pytestconfig)
+    index = 1 + (int(wid[2:]) if wid.startswith("gw") else 0) % 15
+    url = f"{redis_base_url}/{index}"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

@@ -1,0 +1,147 @@
+"""Find PostgreSQL and Redis for the tests, or start throwaway ones from local binaries.
+
+Order: the URL in ``AUTOMATIONS_TEST_DATABASE_URL`` / ``AUTOMATIONS_TEST_REDIS_URL`` (or the
+local defaults), else a throwaway server started from binaries on this machine, else
+"unavailable" with a reason. Under ``CI=true`` the caller turns "unavailable" into a failure.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+import psycopg2
+import redis
+
+DEFAULT_PG_URLS = ("postgresql+psycopg2:///test", "postgresql+psycopg2://127.0.0.1/test")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+
+
+@dataclass
+class Service:
+    url: str | None
+    reason: str = ""
+    throwaway: bool = False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_answers(url: str) -> bool:
+    dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    try:
+        psycopg2.connect(dsn, connect_timeout=3).close()
+        return True
+    except psycopg2.Error:
+        return False
+
+
+def _start_throwaway_postgres() -> Service:
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = bins[-1] if bins else shutil.which("initdb")
+    if not initdb:
+        return Service(None, "no PostgreSQL server answered and no initdb binary was found")
+    bindir = os.path.dirname(initdb)
+    tmp = tempfile.mkdtemp(prefix="automations-pg-")
+    port = free_port()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        runuser = shutil.which("runuser")
+        if not runuser:
+            return Service(None, "running as root and runuser is missing; cannot run initdb")
+        shutil.chown(tmp, "postgres", "postgres")
+        prefix = [runuser, "-u", "postgres", "--"]
+    datadir = os.path.join(tmp, "data")
+    try:
+        subprocess.run(
+            [*prefix, initdb, "-D", datadir, "-A", "trust", "-U", "postgres", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *prefix,
+                os.path.join(bindir, "pg_ctl"),
+                "-D",
+                datadir,
+                "-l",
+                os.path.join(tmp, "log"),
+                "-o",
+                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c max_connections=300",
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    except (subprocess.CalledProcessError, OSError) as exc:
+        return Service(None, f"could not start a throwaway PostgreSQL: {exc}")
+
+    def _stop() -> None:
+        subprocess.run(
+            [*prefix, os.path.join(bindir, "pg_ctl"), "-D", datadir, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    atexit.register(_stop)
+    base = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    conn = psycopg2.connect(base)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE DATABASE test")
+    conn.close()
+    return Service(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/test", throwaway=True)
+
+
+def find_postgres() -> Service:
+    configured = os.environ.get("AUTOMATIONS_TEST_DATABASE_URL")
+    candidates = (configured,) if configured else DEFAULT_PG_URLS
+    for url in candidates:
+        if _pg_answers(url):
+            return Service(url)
+    if configured:
+        return Service(None, f"AUTOMATIONS_TEST_DATABASE_URL={configured} does not answer")
+    return _start_throwaway_postgres()
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def find_redis() -> Service:
+    configured = os.environ.get("AUTOMATIONS_TEST_REDIS_URL")
+    url = configured or DEFAULT_REDIS_URL
+    if _redis_answers(url):
+        return Service(url.rstrip("/"))
+    if configured:
+        return Service(None, f"AUTOMATIONS_TEST_REDIS_URL={configured} does not answer")
+    binary = shutil.which("redis-server")
+    if not binary:
+        return Service(None, "no Redis answered on 127.0.0.1:6379 and redis-server is not on PATH")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(proc.kill)
+    url = f"redis://127.0.0.1:{port}"
+    for _ in range(100):
+        if _redis_answers(url):
+            return Service(url, throwaway=True)
+        time.sleep(0.05)
+    return Service(None, "a throwaway redis-server did not answer")
