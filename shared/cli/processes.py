@@ -1,0 +1,174 @@
+"""Long-running processes: gateway, worker, beat, and ``up`` which supervises all three."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import click
+
+from shared.config import Settings
+from shared.tasknames import ALL_QUEUES
+
+STOP_TIMEOUT_SECONDS = 30
+
+
+def gateway_argv(settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:webhook_gateway.gunicorn_conf",
+        "webhook_gateway.wsgi:app",
+    ]
+
+
+def worker_argv(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
+    argv = [sys.executable, "-m", "celery", "-A", "worker.app", "worker"]
+    argv += ["--loglevel", settings.log_level]
+    if "-Q" not in extra and "--queues" not in extra:
+        argv += ["-Q", ",".join(ALL_QUEUES)]
+    has_concurrency = any(a.startswith(("-c", "--concurrency")) for a in extra)
+    if not has_concurrency:
+        concurrency = settings.worker_concurrency or (2 if settings.is_sqlite else os.cpu_count())
+        argv += ["--concurrency", str(concurrency)]
+    return argv + list(extra)
+
+
+def beat_argv(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
+    schedule_file = settings.data_dir.resolve() / "celerybeat-schedule"
+    schedule_file.parent.mkdir(parents=True, exist_ok=True)
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.app",
+        "beat",
+        "--loglevel",
+        settings.log_level,
+        "--schedule",
+        str(schedule_file),
+        "--pidfile=",
+        *extra,
+    ]
+
+
+def _exec(argv: list[str]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+
+
+@click.command()
+def gateway() -> None:
+    """Run the HTTP gateway (gunicorn) in the foreground.
+
+    Listens on AUTOMATIONS_BIND with AUTOMATIONS_GATEWAY_WORKERS processes of
+    AUTOMATIONS_GATEWAY_THREADS threads each. SIGTERM finishes in-flight requests.
+    """
+    from shared.cli import settings_or_exit
+
+    _exec(gateway_argv(settings_or_exit()))
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker in the foreground.
+
+    Extra arguments go to `celery worker`, e.g. `automations worker --concurrency 4 -Q events`.
+    """
+    from shared.cli import settings_or_exit
+
+    _exec(worker_argv(settings_or_exit(), celery_args))
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Run celery beat (cron dispatch, sweeper, retention purge) in the foreground.
+
+    One beat is recommended; a second one is harmless (every job is idempotent).
+    """
+    from shared.cli import settings_or_exit
+
+    _exec(beat_argv(settings_or_exit(), celery_args))
+
+
+@click.command()
+@click.option("--no-migrate", is_flag=True, help="Skip applying database migrations first.")
+def up(no_migrate: bool) -> None:
+    """Migrate, then run gateway + worker + beat together in the foreground.
+
+    With no configuration this is the embedded mode: SQLite and a file-backed broker in
+    AUTOMATIONS_DATA_DIR (default ./var). Ctrl-C stops everything cleanly.
+    """
+    from shared.cli import settings_or_exit
+    from shared.db import migrate
+
+    settings = settings_or_exit()
+    if not no_migrate:
+        click.echo("applying migrations…", err=True)
+        migrate.upgrade(settings.effective_database_url)
+    commands = {
+        "gateway": gateway_argv(settings),
+        "worker": worker_argv(settings),
+        "beat": beat_argv(settings),
+    }
+    sys.exit(supervise(commands, settings))
+
+
+def supervise(commands: dict[str, list[str]], settings: Settings) -> int:
+    stopping = False
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    # Children get their own sessions so Ctrl-C reaches only us; we stop them in order.
+    procs = {
+        name: subprocess.Popen(argv, start_new_session=True) for name, argv in commands.items()
+    }
+    click.echo(
+        f"running {', '.join(f'{n} (pid {p.pid})' for n, p in procs.items())}; "
+        f"gateway on http://{settings.bind}; Ctrl-C to stop",
+        err=True,
+    )
+    exit_code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                click.echo(
+                    f"{name} exited with code {proc.returncode}; stopping the rest", err=True
+                )
+                exit_code = 1
+                stopping = True
+                break
+        time.sleep(0.3)
+    click.echo("stopping…", err=True)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for name, proc in procs.items():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            click.echo(f"{name} did not stop in {STOP_TIMEOUT_SECONDS}s; killing it", err=True)
+            proc.kill()
+            proc.wait()
+    click.echo("stopped", err=True)
+    return exit_code
+
+
+def register(main: click.Group) -> None:
+    for cmd in (gateway, worker, beat, up):
+        main.add_command(cmd)

@@ -1,0 +1,56 @@
+"""The gateway's app factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from shared.clock import Clock, system_clock
+from shared.config import Settings, load_settings
+from shared.db.engine import engine_from_settings, make_session_factory
+from webhook_gateway.context import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    celery: Celery | None = None,
+) -> Flask:
+    from worker.celery_app import create_celery
+
+    settings = settings or load_settings()
+    app = Flask("webhook_gateway")
+    app.config["MAX_CONTENT_LENGTH"] = None  # the ingress enforces its own limit, streaming
+    engine = engine_from_settings(settings)
+    app.extensions["automations"] = Gateway(
+        settings=settings,
+        clock=clock or system_clock,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        celery=celery or create_celery(settings, include_tasks=False),
+    )
+
+    from webhook_gateway import health
+
+    app.register_blueprint(health.bp)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error=code, message=exc.description), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error")
+        return jsonify(error="internal_error", message="internal server error"), 500

@@ -1,0 +1,25 @@
+"""The beat schedule, in one place: every periodic job, its interval and its queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.config import Settings
+from shared.tasknames import DISPATCH_CRON, PURGE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    def job(task: str, every: float) -> dict[str, Any]:
+        # Expire a tick that was not picked up before the next one is due: ticks are
+        # idempotent, so a backlog of them after an outage is pure waste.
+        return {
+            "task": task,
+            "schedule": every,
+            "options": {"queue": QUEUE_MAINTENANCE, "expires": every},
+        }
+
+    return {
+        "sweep-pending-events": job(SWEEP_PENDING_EVENTS, settings.sweeper_interval_seconds),
+        "dispatch-cron": job(DISPATCH_CRON, settings.cron_dispatch_interval_seconds),
+        "purge-events": job(PURGE_EVENTS, settings.purge_interval_seconds),
+    }

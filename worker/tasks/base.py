@@ -1,0 +1,122 @@
+"""The task base class: it owns the database session and the transaction.
+
+Business code receives a session and a clock, never commits, and asks for work that must
+happen after commit (publishing follow-up tasks) through ``after_commit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.clock import Clock, system_clock
+from shared.config import Settings
+from shared.db.engine import engine_from_settings, make_session_factory
+from shared.tasknames import PING, PROCESS_EVENT, QUEUE_EVENTS
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Per-process resources of a Celery app, created lazily (after any fork)."""
+
+    def __init__(self, app: Celery, settings: Settings, clock: Clock = system_clock) -> None:
+        self.app = app
+        self.settings = settings
+        self.clock = clock
+        self._engine: Engine | None = None
+        self._factory: sessionmaker[Session] | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = engine_from_settings(self.settings)
+            self._factory = make_session_factory(self._engine)
+        return self._engine
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        _ = self.engine
+        assert self._factory is not None
+        return self._factory
+
+    def reset_after_fork(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+        self._engine = None
+        self._factory = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        uow = UnitOfWork(self.session_factory())
+        try:
+            yield uow
+            uow.session.commit()
+        except BaseException:
+            uow.session.rollback()
+            raise
+        finally:
+            uow.session.close()
+        uow.run_after_commit()
+
+    def publish_event(self, event_id: str) -> None:
+        self.app.send_task(PROCESS_EVENT, args=[event_id], queue=QUEUE_EVENTS)
+
+
+class UnitOfWork:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._after: list[Callable[[], Any]] = []
+
+    def after_commit(self, fn: Callable[[], Any]) -> None:
+        self._after.append(fn)
+
+    def run_after_commit(self) -> None:
+        for fn in self._after:
+            try:
+                fn()
+            except Exception:  # the sweeper re-publishes whatever this failed to publish
+                log.exception("after-commit action failed")
+
+
+def runtime_of(app: Celery) -> Runtime:
+    rt = getattr(app, "automations_runtime", None)
+    if rt is None:
+        rt = Runtime(app, app.conf["automations_settings"])
+        app.automations_runtime = rt  # type: ignore[attr-defined]
+    return rt
+
+
+class DbTask(Task):  # type: ignore[misc]
+    """Base for tasks that touch the database: ``with self.transaction() as uow``."""
+
+    abstract = True
+
+    @property
+    def runtime(self) -> Runtime:
+        return runtime_of(self.app)
+
+    def transaction(self) -> Any:
+        return self.runtime.transaction()
+
+
+def register(app: Celery) -> None:
+    @app.task(name=PING, base=DbTask, bind=True, ignore_result=False)
+    def ping(self: DbTask) -> str:
+        """Liveness probe for workers: answers when the worker and its database answer."""
+        with self.transaction() as uow:
+            uow.session.connection().exec_driver_sql("SELECT 1")
+        return "pong"
+
+    @worker_process_init.connect(weak=False)
+    def _reset(**_: Any) -> None:
+        rt = getattr(app, "automations_runtime", None)
+        if rt is not None:
+            rt.reset_after_fork()
