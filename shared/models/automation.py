@@ -161,6 +161,9 @@ class AutomationEvent(Base):
     received_at: Mapped[datetime]
     delivery_id: Mapped[str | None] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]]
+    #: the whole body while the event is pending, only when ``payload`` had to be truncated
+    #: (SPEC 4.4: filters and labels see the whole body); cleared once processed.
+    pending_payload: Mapped[dict[str, Any] | None]
     filter_matched: Mapped[bool | None]
     resolved_labels: Mapped[dict[str, Any] | None]
     matched_chat_id: Mapped[uuid.UUID | None] = mapped_column(
