@@ -1,0 +1,1 @@
+"""Cron schedules; see :mod:`shared.cron.schedule`."""

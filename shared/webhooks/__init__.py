@@ -1,0 +1,1 @@
+"""Webhook helpers; signature handling lives in :mod:`shared.webhooks.signatures`."""
