@@ -54,6 +54,27 @@ def _worker_id(config: pytest.Config) -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def _run_token() -> str:
+    """Distinguishes concurrent pytest runs on one machine (xdist workers of one run share it)."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getpid()}"
+    return uid[:8]
+
+
+def _drop_pg_database(url: str) -> None:
+    u = make_url(url)
+    admin = psycopg2.connect(
+        dbname="postgres" if u.database != "postgres" else "template1",
+        user=u.username,
+        host=u.host,
+        port=u.port,
+        password=u.password,
+    )
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
+    admin.close()
+
+
 def _fresh_pg_database(base_url: str, name: str) -> str:
     url = make_url(base_url)
     admin = psycopg2.connect(
@@ -80,10 +101,12 @@ def pg_base_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_url(pg_base_url: str, pytestconfig: pytest.Config) -> str:
-    url = _fresh_pg_database(pg_base_url, f"test_ca_{_worker_id(pytestconfig)}")
+def pg_url(pg_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
+    name = f"test_ca_{_run_token()}_{_worker_id(pytestconfig)}"
+    url = _fresh_pg_database(pg_base_url, name)
     migrate.upgrade(url)
-    return url
+    yield url
+    _drop_pg_database(url)
 
 
 @pytest.fixture(scope="session")
@@ -136,10 +159,12 @@ def any_session(request: pytest.FixtureRequest) -> Session:
 
 
 @pytest.fixture(scope="session")
-def pg_committed_url(pg_base_url: str, pytestconfig: pytest.Config) -> str:
-    url = _fresh_pg_database(pg_base_url, f"test_ca_{_worker_id(pytestconfig)}_c")
+def pg_committed_url(pg_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
+    name = f"test_ca_{_run_token()}_{_worker_id(pytestconfig)}_c"
+    url = _fresh_pg_database(pg_base_url, name)
     migrate.upgrade(url)
-    return url
+    yield url
+    _drop_pg_database(url)
 
 
 @pytest.fixture
@@ -160,11 +185,13 @@ def redis_base_url() -> str:
 
 @pytest.fixture
 def redis_url(redis_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
-    """A Redis database of its own per xdist worker, flushed before the test."""
+    """A Redis database (1-15) chosen per run and xdist worker, flushed before the test."""
     import redis
 
+    import zlib
+
     wid = _worker_id(pytestconfig)
-    index = 1 + (int(wid[2:]) if wid.startswith("gw") else 0) % 15
+    index = 1 + zlib.crc32(f"{_run_token()}-{wid}".encode()) % 15
     url = f"{redis_base_url}/{index}"
     redis.Redis.from_url(url).flushdb()
     yield url
