@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from shared.config import ConfigError, Settings, load_settings
+
+
+def test_defaults_are_embedded(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path)
+    assert s.effective_database_url == f"sqlite:///{tmp_path.resolve()}/automations.db"
+    assert s.effective_broker_url.startswith("sqla+sqlite:///")
+    assert s.is_sqlite and s.is_embedded_broker
+    assert s.effective_public_url == "http://127.0.0.1:8080"
+    assert s.max_body_bytes == 1_048_576 and s.event_retention_days == 7
+    assert s.keys == []
+
+
+def test_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = base64.b64encode(b"k" * 32).decode()
+    monkeypatch.setenv("AUTOMATIONS_DATABASE_URL", "postgresql+psycopg2://db/automations")
+    monkeypatch.setenv("AUTOMATIONS_BROKER_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("AUTOMATIONS_ENCRYPTION_KEYS", f"{key}, {key}")
+    monkeypatch.setenv("AUTOMATIONS_PUBLIC_URL", "https://hooks.example.com/")
+    monkeypatch.setenv("AUTOMATIONS_MAX_BODY_BYTES", "2048")
+    s = load_settings()
+    assert not s.is_sqlite and not s.is_embedded_broker
+    assert s.keys == [b"k" * 32, b"k" * 32]
+    assert s.effective_public_url == "https://hooks.example.com"
+    assert s.max_body_bytes == 2048
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "expected"),
+    [
+        ("AUTOMATIONS_DATABASE_URL", "not a url", "AUTOMATIONS_DATABASE_URL: not a SQLAlchemy URL"),
+        ("AUTOMATIONS_DATABASE_URL", "mysql://x/y", "unsupported database 'mysql'"),
+        ("AUTOMATIONS_ENCRYPTION_KEYS", "%%%notbase64", "AUTOMATIONS_ENCRYPTION_KEYS: key #1"),
+        ("AUTOMATIONS_ENCRYPTION_KEYS", base64.b64encode(b"short").decode(), "32"),
+        ("AUTOMATIONS_MAX_BODY_BYTES", "lots", "AUTOMATIONS_MAX_BODY_BYTES"),
+        ("AUTOMATIONS_EVENT_RETENTION_DAYS", "0", "AUTOMATIONS_EVENT_RETENTION_DAYS"),
+        ("AUTOMATIONS_BIND", "8080", "AUTOMATIONS_BIND: expected HOST:PORT"),
+        ("AUTOMATIONS_BROKER_URL", "localhost", "AUTOMATIONS_BROKER_URL: expected a URL"),
+        ("AUTOMATIONS_LOG_LEVEL", "LOUD", "AUTOMATIONS_LOG_LEVEL"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert expected in str(info.value)
+    if "KEYS" in var:
+        assert value not in str(info.value)  # never echo key material
+
+
+def test_task_time_limit_must_stay_below_visibility_timeout() -> None:
+    with pytest.raises(ConfigError, match="below"):
+        load_settings(task_time_limit_seconds=4000, broker_visibility_timeout_seconds=3600)
