@@ -186,9 +186,9 @@ def redis_base_url() -> str:
 @pytest.fixture
 def redis_url(redis_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
     """A Redis database (1-15) chosen per run and xdist worker, flushed before the test."""
-    import redis
-
     import zlib
+
+    import redis
 
     wid = _worker_id(pytestconfig)
     index = 1 + zlib.crc32(f"{_run_token()}-{wid}".encode()) % 15

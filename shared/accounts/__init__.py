@@ -61,7 +61,11 @@ def create_user(session: Session, clock: Clock, email: str, org_name: str, role:
     if member is None:
         session.add(
             OrganizationMember(
-                organization_id=org.id, user_id=user.id, role=org_role, created_at=now, updated_at=now
+                organization_id=org.id,
+                user_id=user.id,
+                role=org_role,
+                created_at=now,
+                updated_at=now,
             )
         )
     else:
@@ -81,7 +85,9 @@ def create_token(
         raise AccountError(f"unknown scope {bad[0]!r}; choose from {', '.join(SCOPES)}")
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
-        raise AccountError(f"no user with email {email!r}; create it with `automations users create`")
+        raise AccountError(
+            f"no user with email {email!r}; create it with `automations users create`"
+        )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         user_id=user.id,
