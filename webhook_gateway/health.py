@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from sqlalchemy import text
 
 from webhook_gateway.context import gateway
@@ -35,9 +35,23 @@ def check_broker() -> str | None:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
+CHECKS = {"database": check_database, "broker": check_broker}
+
+
 @bp.get("/readyz")
 def readyz() -> Any:
-    checks = {"database": check_database(), "broker": check_broker()}
+    """200 when every dependency answers, else 503 naming the failed one.
+
+    ``?check=database`` limits the probe: a load balancer that should keep routing while Redis
+    is down (the gateway still answers 202 from the database) probes only the database.
+    """
+    wanted = [c for c in request.args.get("check", ",".join(CHECKS)).split(",") if c]
+    unknown = [c for c in wanted if c not in CHECKS]
+    if unknown or not wanted:
+        return jsonify(
+            error="bad_request", message=f"check must be a comma-separated subset of {list(CHECKS)}"
+        ), 400
+    checks = {name: CHECKS[name]() for name in wanted}
     failed = {name: err for name, err in checks.items() if err}
     body = {
         "status": "unavailable" if failed else "ready",

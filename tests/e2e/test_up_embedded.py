@@ -60,3 +60,6 @@ def test_readyz_reports_which_dependency_failed(tmp_path: Path) -> None:
     body = resp.get_json()
     assert body["checks"] == {"database": "ok", "broker": "failed"}
     assert "broker" in body["errors"]
+    only_db = client.get("/readyz?check=database")
+    assert only_db.status_code == 200 and only_db.get_json()["checks"] == {"database": "ok"}
+    assert client.get("/readyz?check=disk").status_code == 400
