@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from shared.clock import Clock, system_clock
 from shared.config import Settings, load_settings
 from shared.db.engine import engine_from_settings, make_session_factory
+from shared.logs import configure_logging
 from webhook_gateway.context import Gateway
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,14 @@ def create_app(
         celery=celery or create_celery(settings, include_tasks=False),
     )
 
-    from webhook_gateway import health
+    from webhook_gateway import access_log, health, ingress, metrics
 
+    if not logging.getLogger().handlers:  # gunicorn workers; tests and hosts keep theirs
+        configure_logging(settings.log_level)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    ingress.init_app(app)
+    access_log.init_app(app)
     _register_error_handlers(app)
     return app
 

@@ -1,5 +1,11 @@
 """gunicorn settings, derived from the one settings object."""
 
+import glob
+import os
+import shutil
+import tempfile
+from typing import Any
+
 from shared.config import load_settings
 
 _settings = load_settings()
@@ -15,3 +21,28 @@ keepalive = 5
 accesslog = None  # the app writes structured access logs itself
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+
+# Prometheus metrics across worker processes: every worker writes its values to files in
+# PROMETHEUS_MULTIPROC_DIR and /metrics aggregates them. Set before any worker imports
+# prometheus_client; a directory created here is private to this master and removed on exit.
+_own_metrics_dir: str | None = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _own_metrics_dir = tempfile.mkdtemp(prefix="automations-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+
+def on_starting(server: Any) -> None:
+    # values left over from an earlier run would be added to this run's counters
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

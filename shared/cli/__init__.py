@@ -31,10 +31,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from shared.cli import admin, processes
+    from shared.cli import admin, processes, webhook
 
     admin.register(main)
     processes.register(main)
+    webhook.register(main)
 
 
 _register()

@@ -1,0 +1,1 @@
+"""Cron triggers (SPEC 6) and maintenance jobs (SPEC 8)."""

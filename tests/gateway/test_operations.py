@@ -1,0 +1,133 @@
+"""Metrics, logs, the Redis publisher's message format, and embedded (SQLite) mode."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from kombu import Connection
+
+from shared.clock import FrozenClock
+from shared.config import Settings
+from shared.db import migrate
+from shared.ingest.publish import CeleryPublisher, RedisPublisher, make_publisher
+from shared.tasknames import PROCESS_EVENT, QUEUE_EVENTS
+from tests.gateway.conftest import SECRET, GatewayFactory, GatewayHarness, url_for
+from webhook_gateway.app import create_app
+from webhook_gateway.metrics import OUTCOMES
+
+
+def _counters(gw: GatewayHarness) -> dict[str, float]:
+    text = gw.client.get("/metrics").text
+    found = re.findall(r'automations_webhook_requests_total\{outcome="(\w+)"\} ([0-9.e+]+)', text)
+    return {name: float(value) for name, value in found}
+
+
+def test_metrics_count_every_outcome(make_gateway: GatewayFactory) -> None:
+    gw = make_gateway(max_body_bytes=64)
+    active = gw.seed()
+    from shared.models import AutomationStatus
+
+    disabled = gw.seed(status=AutomationStatus.DISABLED)
+    before = _counters(gw)
+    assert set(OUTCOMES) <= set(before)
+    gw.post(active, delivery_id="m1")  # accepted
+    gw.post(active, delivery_id="m1")  # duplicate
+    gw.post(disabled)  # ignored
+    gw.post(active, secret="0" * 64)  # bad_signature
+    gw.post(uuid.uuid4())  # not_found
+    gw.post(active, b"[" + b"1," * 40 + b"1]")  # too_large
+    after = _counters(gw)
+    for outcome in ("accepted", "duplicate", "ignored", "bad_signature", "not_found", "too_large"):
+        assert after[outcome] == before[outcome] + 1, outcome
+    text = gw.client.get("/metrics").text
+    assert "automations_webhook_request_duration_seconds_bucket" in text
+    assert "automations_webhook_publish_failures_total" in text
+
+
+def test_access_logs_carry_no_secrets_or_payloads(
+    gw: GatewayHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shared.logs import JsonFormatter
+
+    tid = gw.seed()
+    marker = "PAYLOAD-MARKER-" + uuid.uuid4().hex
+    body = json.dumps({"secret_field": marker}).encode()
+    with caplog.at_level(logging.DEBUG):
+        assert gw.post(tid, body, delivery_id="log-1").status_code == 202
+        assert gw.post(tid, body, secret="0" * 64).status_code == 401
+    formatted = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert marker not in formatted
+    assert SECRET not in formatted
+    assert "sha256=" not in formatted
+    access = [r for r in caplog.records if r.name == "automations.access"]
+    assert [(r.status, r.outcome) for r in access] == [(202, "accepted"), (401, "bad_signature")]  # type: ignore[attr-defined]
+    line = json.loads(JsonFormatter().format(access[0]))
+    assert line["path"] == url_for(tid)
+    assert line["body_size"] == len(body)
+    assert line["duration_ms"] >= 0
+
+
+def test_redis_publisher_writes_what_celery_would(redis_url: str) -> None:
+    from worker.celery_app import create_celery
+
+    celery = create_celery(Settings(broker_url=redis_url), include_tasks=False)
+    publisher = make_publisher(celery)
+    assert isinstance(publisher, RedisPublisher)
+    event_id = uuid.uuid4()
+    publisher.publish(event_id)
+    CeleryPublisher(celery).publish(event_id)
+    import redis
+
+    raw = redis.Redis.from_url(redis_url).lrange(QUEUE_EVENTS, 0, -1)
+    ours, theirs = (json.loads(m) for m in raw)
+    assert ours.keys() == theirs.keys()
+    assert ours["headers"].keys() == theirs["headers"].keys()
+    assert ours["properties"].keys() == theirs["properties"].keys()
+    assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+    # kombu consumes our message like Celery's own: same task, args, and embed
+    with Connection(redis_url) as conn:
+        queue = conn.SimpleQueue(QUEUE_EVENTS)
+        messages = [queue.get(timeout=2) for _ in range(2)]
+        queue.close()
+    for message in messages:
+        assert message.headers["task"] == PROCESS_EVENT
+        assert message.payload[0] == [str(event_id)]
+        assert message.payload[1] == {}
+        message.ack()
+
+
+def test_embedded_mode_on_sqlite(tmp_path: Path, clock: FrozenClock) -> None:
+    db_url = f"sqlite:///{tmp_path / 'automations.db'}"
+    migrate.upgrade(db_url)
+    settings = Settings(data_dir=tmp_path, database_url=db_url)  # embedded broker
+    app = create_app(settings, clock=clock)
+    assert isinstance(app.extensions["automations.ingress"].publisher, CeleryPublisher)
+    from shared.db.engine import make_engine
+
+    engine = make_engine(db_url)
+    gw = GatewayHarness(app, app.test_client(), clock, engine, settings)
+    try:
+        tid = gw.seed()
+        first = gw.post(tid, b'{"hello": "sqlite"}', delivery_id="s-1")
+        assert first.status_code == 202
+        again = gw.post(tid, b'{"hello": "sqlite"}', delivery_id="s-1")
+        assert again.get_json() == {"event_id": first.get_json()["event_id"], "duplicate": True}
+        assert gw.post(tid, secret="0" * 64).status_code == 401
+        assert gw.post(tid, secret="0" * 64).status_code == 401
+        pending, error = gw.events()
+        assert pending.payload == {"hello": "sqlite"} and pending.delivery_id == "s-1"
+        assert error.occurrences == 2
+        # the task was published to the embedded broker
+        celery = app.extensions["automations"].celery
+        with celery.connection_for_read() as conn:
+            message = conn.SimpleQueue(QUEUE_EVENTS).get(timeout=5)
+            assert message.payload[0] == [first.get_json()["event_id"]]
+            message.ack()
+    finally:
+        engine.dispose()
+        app.extensions["automations"].engine.dispose()

@@ -1,0 +1,285 @@
+"""``POST /api/v1/automations/triggers/<trigger_id>/webhook`` (SPEC 4).
+
+Order of work: size limit (Content-Length, then a capped streaming read) → trigger lookup
+(404) → disabled automation (202 ignored) → signature (401 + throttled error event) →
+delivery-id dedup → insert the ``pending`` event and commit → publish → 202.
+A 202 with an event id always means the event is committed. The view stays thin: the
+domain logic lives in :mod:`shared.ingest`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from shared.crypto import Keyring
+from shared.ingest import (
+    TriggerCache,
+    TriggerSnapshot,
+    delivery_id_from,
+    load_trigger,
+    parse_trigger_id,
+    prepare_payload,
+    record_bad_signature,
+    record_event,
+)
+from shared.ingest.publish import EventPublisher, make_publisher
+from shared.webhooks.signatures import (
+    GITHUB_HEADER,
+    STANDARD_SIGNATURE_HEADER,
+    Verdict,
+    verify,
+)
+from webhook_gateway.access_log import set_outcome
+from webhook_gateway.context import Gateway, gateway
+from webhook_gateway.metrics import PUBLISH_FAILURES, observe
+
+__all__ = ["RETRY_AFTER_SECONDS", "bp", "init_app"]
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ingress", __name__)
+
+RETRY_AFTER_SECONDS = 5
+_READ_CHUNK = 64 * 1024
+_EXTENSION = "automations.ingress"
+_SIGNATURE_MESSAGES = {
+    Verdict.MISSING: (
+        "missing signature: send X-Hub-Signature-256 (GitHub) or webhook-id, "
+        "webhook-timestamp and webhook-signature (Standard Webhooks)"
+    ),
+    Verdict.INVALID: "signature verification failed",
+    Verdict.STALE: "webhook-timestamp is outside the tolerance of 300 seconds",
+}
+
+
+@dataclass
+class IngressState:
+    keyring: Keyring
+    triggers: TriggerCache
+    publisher: EventPublisher
+
+
+def init_app(app: Flask) -> None:
+    gw: Gateway = app.extensions["automations"]
+    app.extensions[_EXTENSION] = IngressState(
+        keyring=Keyring(gw.settings.keys),
+        triggers=TriggerCache(gw.clock, gw.settings.trigger_cache_seconds),
+        publisher=make_publisher(gw.celery),
+    )
+    app.register_blueprint(bp)
+
+
+def _state() -> IngressState:
+    return current_app.extensions[_EXTENSION]  # type: ignore[no-any-return]
+
+
+class _Outcome(Exception):
+    """Short-circuits the handler with a finished response."""
+
+    def __init__(self, outcome: str, response: Response) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.response = response
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> Response:
+    return _json(status, {"error": code, "message": message}, headers or None)
+
+
+def _not_found() -> _Outcome:
+    # one body for unknown, malformed and cron ids, so ids cannot be probed
+    return _Outcome("not_found", _error(404, "not_found", "no such webhook trigger"))
+
+
+def _too_large(limit: int) -> _Outcome:
+    return _Outcome(
+        "too_large",
+        _error(413, "payload_too_large", f"request body exceeds the limit of {limit} bytes"),
+    )
+
+
+def _unavailable(message: str = "the database is unavailable; retry later") -> _Outcome:
+    return _Outcome(
+        "unavailable",
+        _error(503, "unavailable", message, **{"Retry-After": str(RETRY_AFTER_SECONDS)}),
+    )
+
+
+def _is_db_unavailable(exc: SQLAlchemyError) -> bool:
+    if isinstance(exc, PoolTimeoutError | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _read_body(limit: int) -> bytes:
+    """The raw body, never buffering more than ``limit + 1`` bytes."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    stream = request.stream
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(_READ_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(limit)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _signature_header() -> str | None:
+    for name in (GITHUB_HEADER, STANDARD_SIGNATURE_HEADER):
+        if name in request.headers:
+            return name
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first_line[:200]}"
+
+
+class _Db:
+    """The request's Core connection, checked out only when first needed: a cached trigger
+    answered with 404 or 202 ignored never touches the pool. Not an ORM session: the ingress
+    runs only Core statements and the session's bookkeeping shows at this request rate."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def __call__(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def rollback(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rollback()
+            except Exception:  # the connection is gone; closing it discards it
+                pass
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _reject_signature(
+    gw: Gateway, db: _Db, trigger: TriggerSnapshot, verdict: Verdict, size: int
+) -> _Outcome:
+    details = {
+        "_signature_failed": verdict.value,
+        "_signature_header": _signature_header(),
+        "_original_size": size,
+    }
+    try:
+        record_bad_signature(db(), gw.clock, trigger, details)
+        db().commit()
+    except SQLAlchemyError as exc:
+        db.rollback()
+        # the answer is still 401: the request is unauthenticated either way
+        log.warning(
+            "could not record a bad signature for trigger %s: %s",
+            trigger.trigger_id,
+            _describe(exc),
+        )
+    return _Outcome("bad_signature", _error(401, "invalid_signature", _SIGNATURE_MESSAGES[verdict]))
+
+
+def _publish(state: IngressState, event_id: uuid.UUID) -> None:
+    try:
+        state.publisher.publish(event_id)
+    except Exception as exc:
+        PUBLISH_FAILURES.inc()
+        log.warning(
+            "publishing event %s failed; it stays pending for the sweeper: %s",
+            event_id,
+            _describe(exc),
+        )
+
+
+def _handle(gw: Gateway, state: IngressState, raw_trigger_id: str, db: _Db) -> _Outcome:
+    body = _read_body(gw.settings.max_body_bytes)
+    set_outcome("", body_size=len(body))
+    trigger_id = parse_trigger_id(raw_trigger_id)
+    if trigger_id is None:
+        raise _not_found()
+    hit, trigger = state.triggers.get(trigger_id)
+    if not hit:
+        trigger = load_trigger(db(), state.keyring, trigger_id)
+        state.triggers.put(trigger_id, trigger)
+    if trigger is None or not trigger.is_webhook:
+        raise _not_found()
+    if trigger.disabled:
+        return _Outcome("ignored", _json(202, {"status": "ignored"}))
+    if trigger.secret_error is not None:
+        return _unavailable(
+            "the trigger's secret cannot be decrypted with the configured keys; "
+            "the operator must fix AUTOMATIONS_ENCRYPTION_KEYS"
+        )
+
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    now = gw.clock.now()
+    verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
+    if verdict is not Verdict.OK:
+        return _reject_signature(gw, db, trigger, verdict, len(body))
+
+    payload = prepare_payload(body, gw.settings.stored_payload_max_bytes)
+    conn = db()
+    recorded = record_event(conn, gw.clock, trigger, delivery_id_from(headers), payload)
+    conn.commit()
+    if recorded.duplicate:
+        return _Outcome(
+            "duplicate", _json(202, {"event_id": str(recorded.event_id), "duplicate": True})
+        )
+    _publish(state, recorded.event_id)
+    return _Outcome("accepted", _json(202, {"event_id": str(recorded.event_id)}))
+
+
+def _internal_error() -> _Outcome:
+    return _Outcome("error", _error(500, "internal_error", "internal server error"))
+
+
+@bp.post("/api/v1/automations/triggers/<trigger_id>/webhook")
+def receive_webhook(trigger_id: str) -> Response:
+    started = time.perf_counter()
+    gw = gateway()
+    db = _Db(gw.engine)
+    try:
+        result = _handle(gw, _state(), trigger_id, db)
+    except _Outcome as short:
+        result = short
+    except SQLAlchemyError as exc:
+        db.rollback()
+        if _is_db_unavailable(exc):
+            log.warning("database unavailable: %s", _describe(exc))
+            result = _unavailable()
+        else:
+            log.error("database error while receiving a webhook: %s", _describe(exc))
+            result = _internal_error()
+    except Exception:
+        db.rollback()
+        log.exception("unexpected error while receiving a webhook")
+        result = _internal_error()
+    finally:
+        db.close()
+    observe(result.outcome, time.perf_counter() - started)
+    set_outcome(result.outcome)
+    return result.response
