@@ -46,6 +46,9 @@ def create_app(
     app.register_blueprint(metrics.bp)
     ingress.init_app(app)
     access_log.init_app(app)
+    from webhook_gateway import api  # management API under /api/v1 (issue 6)
+
+    api.init_app(app)
     _register_error_handlers(app)
     return app
 

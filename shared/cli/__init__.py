@@ -36,6 +36,10 @@ def _register() -> None:
     admin.register(main)
     processes.register(main)
     webhook.register(main)
+    from shared.cli import keys, manage  # management over the API, secrets at rest
+
+    manage.register(main)
+    keys.register(main)
 
 
 _register()

@@ -1,0 +1,324 @@
+"""Secrets at rest: encrypted in the database, never in responses or logs; key rotation,
+decryption and deletion (batched, idempotent, 10,000 triggers); the startup check."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import uuid
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import insert, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared import keys
+from shared.clock import FrozenClock
+from shared.config import Settings
+from shared.crypto import Keyring, parse_keys
+from shared.db.engine import make_engine, make_session_factory, transaction
+from shared.models import AuditLog, AutomationTrigger, EncryptionKey, KeyStatus, TriggerType
+from shared.webhooks.signatures import generate_secret
+from tests import factories as f
+from tests.api.conftest import KEY1, KEY2, Api, Fixture
+
+RING1 = Keyring(parse_keys(KEY1))
+RING21 = Keyring(parse_keys(f"{KEY2},{KEY1}"))
+RING2 = Keyring(parse_keys(KEY2))
+LOST = Keyring([bytes(range(200, 232))])
+
+
+def factory_for(session: Session) -> sessionmaker[Session]:
+    return sessionmaker(
+        bind=session.connection(), join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+def test_secrets_are_encrypted_and_never_listed_or_logged(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    auto = api.create_automation()
+    t = api.create_trigger(auto["id"])
+    path = f"/automations/{auto['id']}/triggers/{t['id']}/regenerate-secret"
+    new = api.post(path, {"previous_valid_for_seconds": 60}).get_json()
+    secrets = [
+        t["webhook_secret"],
+        t["webhook_secret_standard"],
+        new["webhook_secret"],
+        new["webhook_secret_standard"],
+    ]
+    row = api.session.execute(
+        text(
+            "SELECT webhook_secret, webhook_secret_key_id, previous_webhook_secret "
+            "FROM automation_triggers WHERE id = :id"
+        ),
+        {"id": uuid.UUID(t["id"])},
+    ).one()
+    assert row[0].startswith("enc:v1:") and row[2].startswith("enc:v1:")
+    assert row[1] == RING1.active_digest
+    dump = " ".join(str(v) for v in row)
+    for s in secrets:
+        assert s not in dump
+        assert s[:16] not in dump
+    digests = api.session.scalars(select(EncryptionKey.digest)).all()
+    assert digests == [RING1.active_digest]
+    listing = api.get(f"/automations/{auto['id']}/triggers").get_data(as_text=True)
+    listing += api.get(f"/automations/{auto['id']}").get_data(as_text=True)
+    listing += api.get(f"/automations/{auto['id']}/triggers/{t['id']}").get_data(as_text=True)
+    audit = " ".join(str(a.details) for a in api.session.scalars(select(AuditLog)))
+    for s in secrets:
+        assert s not in listing
+        assert s not in caplog.text
+        assert s not in audit
+
+
+def test_plaintext_when_no_keys(api: Api, pg_session: Session, clock: FrozenClock) -> None:
+    from shared.authz import load_principal
+    from shared.automations import create_trigger
+
+    principal = load_principal(pg_session, api.world.owner.user)
+    auto = api.create_automation()
+    created = create_trigger(
+        pg_session, clock, Keyring([]), principal, uuid.UUID(auto["id"]), {"type": "webhook"}
+    )
+    assert created.secret is not None
+    assert created.trigger.webhook_secret == created.secret.hex
+    assert created.trigger.webhook_secret_key_id is None
+
+
+def _bulk_triggers(
+    session: Session, clock: FrozenClock, n: int, ring: Keyring, *, previous: bool = False
+) -> dict[uuid.UUID, str]:
+    """``n`` webhook triggers with secrets encrypted by ``ring`` (Core executemany: fast)."""
+    auto = f.automation(session, clock)
+    now = clock.now()
+    plain: dict[uuid.UUID, str] = {}
+    rows: list[dict[str, Any]] = []
+    for _ in range(n):
+        tid = uuid.uuid4()
+        secret = generate_secret().hex
+        plain[tid] = secret
+        stored, digest = ring.encrypt(secret)
+        row = {
+            "id": tid,
+            "automation_id": auto.id,
+            "type": TriggerType.WEBHOOK,
+            "webhook_secret": stored,
+            "webhook_secret_key_id": digest,
+            "filter": {},
+            "label_paths": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        if previous:
+            prev, prev_digest = ring.encrypt(secret[::-1])
+            row.update(
+                previous_webhook_secret=prev,
+                previous_webhook_secret_key_id=prev_digest,
+                previous_secret_expires_at=now.replace(year=now.year + 1),
+            )
+        rows.append(row)
+    session.execute(insert(AutomationTrigger), rows)
+    if ring.active_digest:
+        keys.record_key(session, clock, ring.active_digest)
+    session.flush()
+    return plain
+
+
+def _stored(session: Session) -> list[AutomationTrigger]:
+    session.expire_all()
+    return list(session.scalars(select(AutomationTrigger)))
+
+
+@pytest.mark.slow
+def test_rotate_10000_triggers(pg_session: Session, clock: FrozenClock) -> None:
+    plain = _bulk_triggers(pg_session, clock, 10_000, RING1)
+    calls: list[tuple[int, int]] = []
+    started = time.monotonic()
+    summary = keys.rotate(
+        factory_for(pg_session),
+        clock,
+        RING21,
+        batch_size=1000,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    elapsed = time.monotonic() - started
+    assert summary.total == summary.changed == summary.secrets == 10_000
+    assert summary.batches == 10 and not summary.failed
+    assert calls[0] == (0, 10_000) and calls[-1] == (10_000, 10_000) and len(calls) == 11
+    rows = _stored(pg_session)
+    assert {r.webhook_secret_key_id for r in rows} == {RING2.active_digest}
+    for row in rows[::97]:
+        assert RING2.decrypt(row.webhook_secret or "", row.webhook_secret_key_id) == plain[row.id]
+    statuses = dict(pg_session.execute(select(EncryptionKey.digest, EncryptionKey.status)).all())
+    assert statuses == {
+        RING2.active_digest: KeyStatus.ACTIVE,
+        RING1.active_digest: KeyStatus.REVOKED,
+    }
+    # idempotent: nothing left to do
+    again = keys.rotate(factory_for(pg_session), clock, RING21, batch_size=1000)
+    assert again.total == again.changed == 0
+    assert elapsed < 60
+
+
+def test_rotate_previous_and_plaintext_and_expired(pg_session: Session, clock: FrozenClock) -> None:
+    plain = _bulk_triggers(pg_session, clock, 5, RING1, previous=True)
+    plain.update(_bulk_triggers(pg_session, clock, 3, Keyring([])))
+    expired = _bulk_triggers(pg_session, clock, 1, RING1, previous=True)
+    tid = next(iter(expired))
+    row = pg_session.get(AutomationTrigger, tid)
+    assert row is not None
+    row.previous_secret_expires_at = clock.now()
+    pg_session.flush()
+    summary = keys.rotate(factory_for(pg_session), clock, RING21, batch_size=2)
+    assert summary.changed == 9 and summary.expired_dropped == 1
+    assert summary.secrets == 5 * 2 + 3 + 1
+    for r in _stored(pg_session):
+        assert r.webhook_secret_key_id == RING2.active_digest
+        secret = RING21.decrypt(r.webhook_secret or "", r.webhook_secret_key_id)
+        assert secret == (plain.get(r.id) or expired[r.id])
+        if r.id == tid:
+            assert r.previous_webhook_secret is None and r.previous_secret_expires_at is None
+        elif r.previous_webhook_secret is not None:
+            assert r.previous_webhook_secret_key_id == RING2.active_digest
+            prev = RING2.decrypt(r.previous_webhook_secret, r.previous_webhook_secret_key_id)
+            assert prev == plain[r.id][::-1]
+
+
+def test_rotate_refuses_unknown_keys_and_missing_keys(
+    pg_session: Session, clock: FrozenClock
+) -> None:
+    _bulk_triggers(pg_session, clock, 2, LOST)
+    with pytest.raises(keys.KeyCheckError, match=str(LOST.active_digest)):
+        keys.rotate(factory_for(pg_session), clock, RING1)
+    with pytest.raises(ValueError, match="not set"):
+        keys.rotate(factory_for(pg_session), clock, Keyring([]))
+
+
+def test_decrypt_all(pg_session: Session, clock: FrozenClock) -> None:
+    plain = _bulk_triggers(pg_session, clock, 7, RING1, previous=True)
+    summary = keys.decrypt_all(factory_for(pg_session), clock, RING1, batch_size=3)
+    assert summary.changed == 7 and summary.batches == 3
+    for r in _stored(pg_session):
+        assert r.webhook_secret == plain[r.id] and r.webhook_secret_key_id is None
+        assert r.previous_webhook_secret == plain[r.id][::-1]
+        assert r.previous_webhook_secret_key_id is None
+    assert pg_session.scalar(select(EncryptionKey.status)) == KeyStatus.REVOKED
+    assert keys.decrypt_all(factory_for(pg_session), clock, RING1).changed == 0
+
+
+def test_delete_lost_key(pg_session: Session, clock: FrozenClock) -> None:
+    lost = _bulk_triggers(pg_session, clock, 4, LOST, previous=True)
+    kept = _bulk_triggers(pg_session, clock, 2, RING1)
+    with pytest.raises(keys.KeyCheckError) as info:
+        keys.check_keys(pg_session, RING1)
+    assert str(LOST.active_digest) in str(info.value)
+    assert "4 trigger(s)" in str(info.value)
+    with pytest.raises(ValueError, match="active key"):
+        keys.delete_secrets(factory_for(pg_session), clock, RING1, digest=RING1.active_digest)
+    summary = keys.delete_secrets(factory_for(pg_session), clock, RING1, batch_size=3)
+    assert summary.changed == 4 and summary.secrets == 8
+    assert summary.digests == [LOST.active_digest]
+    for r in _stored(pg_session):
+        assert r.type is TriggerType.WEBHOOK and r.webhook_secret is not None
+        assert r.webhook_secret_key_id == RING1.active_digest
+        secret = RING1.decrypt(r.webhook_secret, r.webhook_secret_key_id)
+        if r.id in lost:
+            assert secret != lost[r.id]  # a fresh secret nobody knows
+            assert r.previous_webhook_secret is None
+        else:
+            assert secret == kept[r.id]
+    keys.check_keys(pg_session, RING1)  # passes now
+    audits = pg_session.scalars(
+        select(AuditLog).where(AuditLog.action == "trigger.secret_erased")
+    ).all()
+    assert {a.resource_id for a in audits} == set(lost)
+    status = pg_session.scalar(
+        select(EncryptionKey.status).where(EncryptionKey.digest == LOST.active_digest)
+    )
+    assert status == KeyStatus.REVOKED
+    again = keys.delete_secrets(factory_for(pg_session), clock, RING1)
+    assert again.changed == 0 and again.digests == []
+
+
+def test_delete_without_any_key_stores_plaintext(pg_session: Session, clock: FrozenClock) -> None:
+    _bulk_triggers(pg_session, clock, 2, LOST)
+    summary = keys.delete_secrets(factory_for(pg_session), clock, Keyring([]))
+    assert summary.changed == 2
+    for r in _stored(pg_session):
+        assert r.webhook_secret_key_id is None and len(r.webhook_secret or "") == 64
+
+
+def test_regenerate_after_delete_works(api: Api, seeded: Fixture) -> None:
+    trig = api.session.get(AutomationTrigger, uuid.UUID(seeded.webhook["id"]))
+    assert trig is not None
+    trig.webhook_secret, trig.webhook_secret_key_id = LOST.encrypt("x" * 64)
+    api.session.flush()
+    keys.delete_secrets(factory_for(api.session), api.clock, RING1)
+    path = f"/automations/{seeded.automation.id}/triggers/{trig.id}/regenerate-secret"
+    assert api.post(path, {}).status_code == 200
+
+
+def test_startup_fails_naming_the_digest(
+    pg_committed: str, tmp_path: Any, clock: FrozenClock
+) -> None:
+    from webhook_gateway.app import create_app
+
+    engine = make_engine(pg_committed)
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        _bulk_triggers(session, clock, 1, LOST)
+    engine.dispose()
+    settings = Settings(
+        database_url=pg_committed, broker_url="memory://", data_dir=tmp_path, encryption_keys=KEY1
+    )
+    with pytest.raises(keys.KeyCheckError, match=str(LOST.active_digest)):
+        create_app(settings, clock=clock)
+
+
+def test_keys_cli(pg_committed: str, tmp_path: Any, clock: FrozenClock) -> None:
+    from shared.cli import main
+
+    engine = make_engine(pg_committed)
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        plain = _bulk_triggers(session, clock, 30, RING1)
+    env = {
+        "AUTOMATIONS_DATABASE_URL": pg_committed,
+        "AUTOMATIONS_DATA_DIR": str(tmp_path),
+        "AUTOMATIONS_ENCRYPTION_KEYS": f"{KEY2},{KEY1}",
+    }
+    runner = CliRunner()
+    result = runner.invoke(main, ["keys", "rotate", "--batch-size", "7"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "rotate: 30 of 30 trigger(s) changed in 5 batch(es)" in result.output
+    result = runner.invoke(main, ["keys", "rotate", "--json", "-q"], env=env)
+    assert result.exit_code == 0 and '"changed": 0' in result.output
+    # remove KEY1 from the config: fine, nothing uses it any more
+    env["AUTOMATIONS_ENCRYPTION_KEYS"] = KEY2
+    result = runner.invoke(main, ["keys", "decrypt"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "remove AUTOMATIONS_ENCRYPTION_KEYS" in result.output
+    with transaction(factory) as session:
+        rows = list(session.scalars(select(AutomationTrigger)))
+        assert all(r.webhook_secret == plain[r.id] for r in rows)
+        # simulate a lost key
+        for r in rows[:10]:
+            r.webhook_secret, r.webhook_secret_key_id = LOST.encrypt(plain[r.id])
+    result = runner.invoke(main, ["keys", "rotate"], env=env)
+    assert result.exit_code == 1 and str(LOST.active_digest) in result.output
+    result = runner.invoke(main, ["keys", "delete"], env=env, input="n\n")
+    assert result.exit_code == 1  # aborted
+    result = runner.invoke(main, ["keys", "delete", "--yes"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "10 of 10" in result.output and "rotate-secret" in result.output
+    engine.dispose()
+
+
+def test_key_material_is_never_in_messages() -> None:
+    raw = base64.b64decode(KEY1)
+    err = keys.KeyCheckError({RING1.active_digest or "": 3})
+    assert KEY1 not in str(err) and raw.hex() not in str(err)

@@ -1,0 +1,55 @@
+"""The versioned management API under ``/api/v1`` (issue 6).
+
+``init_app(app)`` registers the blueprint and checks at startup that every encrypted webhook
+secret uses a configured key (:func:`shared.keys.check_keys`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response
+
+from shared import keys
+from shared.crypto import Keyring
+from webhook_gateway.api import views  # noqa: F401  (registers the routes)
+from webhook_gateway.api.framework import bp, json_response, operation
+from webhook_gateway.api.openapi import build_openapi
+from webhook_gateway.context import Gateway, gateway
+
+__all__ = ["bp", "build_openapi", "init_app"]
+
+log = logging.getLogger(__name__)
+
+
+@operation(
+    "GET",
+    "/openapi.json",
+    summary="This document",
+    tag="meta",
+    response=None,
+    public=True,
+)
+def openapi_document(gw: Gateway) -> Response:
+    """The OpenAPI 3.1 description of this API (no authentication)."""
+    return json_response(200, build_openapi(gw.settings.effective_public_url))
+
+
+def check_keys_at_startup(gw: Gateway) -> None:
+    """Fail with a message naming the digest when a secret uses a key that is not configured.
+
+    A database that cannot be reached is only logged here (``/readyz`` reports it)."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        with gw.session_factory() as session:
+            keys.check_keys(session, Keyring(gw.settings.keys))
+    except (OperationalError, ProgrammingError) as exc:
+        log.warning("could not check encryption keys at startup: %s", type(exc).__name__)
+
+
+def init_app(app: Flask, *, check_keys: bool = True) -> None:
+    app.register_blueprint(bp)
+    if check_keys:
+        with app.app_context():
+            check_keys_at_startup(gateway())
