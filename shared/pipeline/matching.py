@@ -1,0 +1,94 @@
+"""SPEC 5 step 4: find the chat an event continues."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Select, String, func, literal, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from shared.pipeline.tables import chats
+
+#: label keys that can be written inside a quoted SQLite JSON path without escaping.
+_PLAIN_KEY = re.compile(r'^[^"\\]*$')
+_SQLITE_SCAN_BATCH = 200
+
+
+def _base_query(owner_id: Any, organization_id: Any) -> Select[Any]:
+    return (
+        select(chats.c.id, chats.c.labels)
+        .where(
+            chats.c.owner_id == owner_id,
+            chats.c.organization_id == organization_id,
+            chats.c.archived.is_(False),
+            chats.c.parent_chat_id.is_(None),
+        )
+        # updated_at alone (no id tie-break): the (owner_id, organization_id, updated_at)
+        # index then yields rows newest first and the scan stops at the first match.
+        .order_by(chats.c.updated_at.desc())
+    )
+
+
+def matching_chat_query(owner_id: Any, organization_id: Any, labels: Any) -> Select[Any]:
+    """PostgreSQL: ``SELECT id`` of the chat :func:`find_matching_chat` returns (JSONB
+    containment ``labels @> :labels``, served by the GIN index), to embed as a subquery.
+    Arguments are values or bind parameters."""
+    wanted = dict(labels) if isinstance(labels, Mapping) else labels
+    return (
+        _base_query(owner_id, organization_id)
+        .with_only_columns(chats.c.id)
+        .where(type_coerce(chats.c.labels, JSONB).contains(wanted))
+        .limit(1)
+    )
+
+
+def find_matching_chat(
+    db: Session | Connection,
+    owner_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    labels: Mapping[str, str],
+) -> uuid.UUID | None:
+    """The most recently updated non-archived root chat of this owner and organization whose
+    labels contain every one of ``labels``; ``None`` when ``labels`` is empty or nothing fits.
+
+    Containment means each label is present with exactly that (string) value; the chat may
+    carry more labels. On PostgreSQL this is ``labels @> :labels`` on the GIN-indexed JSONB
+    column; on SQLite candidates are narrowed with ``json_extract`` and confirmed in Python.
+    """
+    if not labels:
+        return None
+    conn = db.connection() if isinstance(db, Session) else db
+    if conn.dialect.name == "postgresql":
+        return conn.execute(  # type: ignore[no-any-return]
+            matching_chat_query(owner_id, organization_id, labels)
+        ).scalar_one_or_none()
+
+    conditions = [
+        func.json_extract(chats.c.labels, literal(f'$."{key}"', String)) == value
+        for key, value in labels.items()
+        if _PLAIN_KEY.match(key)
+    ]
+    stmt = _base_query(owner_id, organization_id).where(*conditions)
+    result = conn.execute(stmt.execution_options(yield_per=_SQLITE_SCAN_BATCH))
+    try:
+        for row in result:
+            if labels_contain(row.labels, labels):
+                return row.id  # type: ignore[no-any-return]
+    finally:
+        result.close()
+    return None
+
+
+def labels_contain(chat_labels: Any, wanted: Mapping[str, str]) -> bool:
+    """True when ``chat_labels`` (a JSON object) has every ``wanted`` key with that value."""
+    if not isinstance(chat_labels, dict):
+        return False
+    return all(
+        key in chat_labels and chat_labels[key] == value and isinstance(chat_labels[key], str)
+        for key, value in wanted.items()
+    )
