@@ -40,7 +40,29 @@ def _service(kind: str) -> Service:
     return svc
 
 
+_gjson_vectors = {"passed": 0, "known gaps": 0, "failed": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Counts conformance vectors in the controlling process (also under xdist)."""
+    if "test_gjson_conformance.py::test_vector[" not in report.nodeid:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        if hasattr(report, "wasxfail"):
+            _gjson_vectors["known gaps"] += 1
+        elif report.passed:
+            _gjson_vectors["passed"] += 1
+        elif report.failed:
+            _gjson_vectors["failed"] += 1
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    ran = sum(_gjson_vectors.values())
+    if ran:
+        terminalreporter.write_line(
+            f"gjson conformance: {_gjson_vectors['passed']}/{ran} vectors passed, "
+            f"{_gjson_vectors['known gaps']} known gaps, {_gjson_vectors['failed']} failed"
+        )
     for kind, svc in _services.items():
         if svc.url is None:
             terminalreporter.write_sep(
