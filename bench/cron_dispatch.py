@@ -39,12 +39,11 @@ from sqlalchemy.orm import Session
 from shared.clock import FrozenClock
 from shared.config import Settings
 from shared.cron.dispatch import dispatch_due, due_query
-from shared.db import migrate
 from shared.db.engine import make_engine, make_session_factory
 from shared.models import AutomationEvent, User
 from shared.tasknames import QUEUE_EVENTS
 from tests import factories
-from tests.harness.services import find_postgres, find_redis
+from tests.harness.services import find_postgres, find_redis, fresh_pg_database
 from worker.celery_app import create_celery
 from worker.tasks.base import Runtime
 from worker.tasks.cron import publish_events
@@ -75,21 +74,6 @@ ZONES = (
     "Europe/Paris",
     "Asia/Singapore",
 )
-
-
-def fresh_database(base_url: str, name: str) -> str:
-    url = make_url(base_url)
-    admin = psycopg2.connect(
-        dbname=url.database, user=url.username, host=url.host, port=url.port, password=url.password
-    )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    db_url = url.set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(db_url)
-    return db_url
 
 
 def seed(db_url: str, clock: FrozenClock, triggers: int, due: int) -> None:
@@ -182,7 +166,7 @@ def main() -> int:
     if pg.url is None or rds.url is None:
         print(f"needs PostgreSQL and Redis: {pg.reason or rds.reason}")
         return 2
-    db_url = fresh_database(pg.url, DB_NAME)
+    db_url = fresh_pg_database(pg.url, DB_NAME, migrated=True)
     redis_url = f"{rds.url}/{REDIS_DB}"
     redis.Redis.from_url(redis_url).flushdb()
     clock = FrozenClock(datetime.now(UTC).replace(second=30, microsecond=0))

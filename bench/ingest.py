@@ -39,10 +39,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import psycopg2  # noqa: E402
 import redis  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from shared.clock import system_clock  # noqa: E402
@@ -52,7 +50,7 @@ from shared.models import AutomationEvent, AutomationStatus  # noqa: E402
 from shared.webhooks.signatures import sign_github  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.harness.processes import wait_http  # noqa: E402
-from tests.harness.services import find_postgres, find_redis, free_port  # noqa: E402
+from tests.harness.services import find_postgres, find_redis, free_port, fresh_pg_database  # noqa: E402
 
 SECRET = "5ec12e7" * 9 + "5"  # 64 hex characters
 DB_NAME = "bench_ingest"
@@ -133,22 +131,6 @@ def github_payload(target_size: int = 5 * 1024) -> bytes:
             }
         )
     return json.dumps(doc).encode()
-
-
-def fresh_database(base_url: str) -> str:
-    url = make_url(base_url)
-    admin = psycopg2.connect(
-        dbname=url.database, user=url.username, host=url.host, port=url.port, password=url.password
-    )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DB_NAME,)
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-        cur.execute(f'CREATE DATABASE "{DB_NAME}"')
-    admin.close()
-    return url.set(database=DB_NAME).render_as_string(hide_password=False)
 
 
 @dataclass
@@ -378,7 +360,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    db_url = fresh_database(pg.url)
+    db_url = fresh_pg_database(pg.url, DB_NAME)
     migrate.upgrade(db_url)
     redis_url = f"{rd.url}/{REDIS_DB}"
     redis.Redis.from_url(redis_url).flushdb()

@@ -34,22 +34,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import psycopg2  # noqa: E402
 import redis  # noqa: E402
 from celery import Celery  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from shared.clock import FrozenClock  # noqa: E402
 from shared.config import Settings  # noqa: E402
-from shared.db import migrate  # noqa: E402
 from shared.db.engine import make_engine  # noqa: E402
 from shared.models import AutomationEvent, EventStatus  # noqa: E402
 from shared.tasknames import PROCESS_EVENT  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.harness.processes import Proc  # noqa: E402
-from tests.harness.services import find_postgres, find_redis  # noqa: E402
+from tests.harness.services import find_postgres, find_redis, fresh_pg_database  # noqa: E402
 from worker.celery_app import create_celery  # noqa: E402
 
 DB_NAME = "bench_pipeline"
@@ -57,24 +54,6 @@ REDIS_DB = 13
 QUEUE = "bench_pipeline"
 IDLE_QUEUE = "bench_idle"
 NOOP = "bench.noop"
-
-
-def fresh_database(base_url: str) -> str:
-    url = make_url(base_url)
-    admin = psycopg2.connect(
-        dbname=url.database, user=url.username, host=url.host, port=url.port, password=url.password
-    )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DB_NAME,)
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-        cur.execute(f'CREATE DATABASE "{DB_NAME}"')
-    admin.close()
-    db_url = url.set(database=DB_NAME).render_as_string(hide_password=False)
-    migrate.upgrade(db_url)
-    return db_url
 
 
 def payload(repo: str, action: str, i: int, target: int = 5 * 1024) -> dict[str, Any]:
@@ -253,7 +232,7 @@ def main() -> int:
     if pg.url is None or rd.url is None:
         print(f"need PostgreSQL and Redis: {pg.reason or rd.reason}", file=sys.stderr)
         return 2
-    db_url = fresh_database(pg.url)
+    db_url = fresh_pg_database(pg.url, DB_NAME, migrated=True)
     broker = f"{rd.url.rstrip('/')}/{REDIS_DB}"
     r = redis.Redis.from_url(broker)
     r.flushdb()

@@ -30,31 +30,15 @@ from sqlalchemy.orm import Session
 
 from shared.clock import FrozenClock
 from shared.config import Settings
-from shared.db import migrate
 from shared.db.engine import make_engine
 from shared.maintenance.purge import purge_expired_events
 from shared.models import AutomationEvent, User
 from tests import factories
-from tests.harness.services import find_postgres
+from tests.harness.services import find_postgres, fresh_pg_database
 
 DB_NAME = "bench_purge"
 LONGEST_TRANSACTION_TARGET_S = 1.0
 AUTOMATIONS = 100
-
-
-def fresh_database(base_url: str, name: str) -> str:
-    url = make_url(base_url)
-    admin = psycopg2.connect(
-        dbname=url.database, user=url.username, host=url.host, port=url.port, password=url.password
-    )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    db_url = url.set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(db_url)
-    return db_url
 
 
 def seed(db_url: str, clock: FrozenClock, rows: int, keep: int) -> None:
@@ -109,7 +93,7 @@ def main() -> int:
     if pg.url is None:
         print(f"needs PostgreSQL: {pg.reason}")
         return 2
-    db_url = fresh_database(pg.url, DB_NAME)
+    db_url = fresh_pg_database(pg.url, DB_NAME, migrated=True)
     clock = FrozenClock(datetime.now(UTC))
     started = time.perf_counter()
     seed(db_url, clock, args.rows, args.keep)

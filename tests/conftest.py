@@ -13,17 +13,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from shared.clock import FrozenClock
 from shared.db import migrate
 from shared.db.base import metadata
 from shared.db.engine import make_engine
-from tests.harness.services import Service, find_postgres, find_redis
+from tests.harness.services import (
+    Service,
+    drop_pg_database,
+    find_postgres,
+    find_redis,
+    fresh_pg_database,
+)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _services: dict[str, Service] = {}
@@ -82,41 +86,6 @@ def _run_token() -> str:
     return uid[:8]
 
 
-def _drop_pg_database(url: str) -> None:
-    u = make_url(url)
-    admin = psycopg2.connect(
-        dbname="postgres" if u.database != "postgres" else "template1",
-        user=u.username,
-        host=u.host,
-        port=u.port,
-        password=u.password,
-    )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
-    admin.close()
-
-
-def _fresh_pg_database(base_url: str, name: str) -> str:
-    url = make_url(base_url)
-    admin = psycopg2.connect(
-        dbname=url.database,
-        user=url.username,
-        host=url.host,
-        port=url.port,
-        password=url.password,
-    )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def pg_base_url() -> str:
     return str(_service("postgres").url)
@@ -125,10 +94,10 @@ def pg_base_url() -> str:
 @pytest.fixture(scope="session")
 def pg_url(pg_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
     name = f"test_ca_{_run_token()}_{_worker_id(pytestconfig)}"
-    url = _fresh_pg_database(pg_base_url, name)
+    url = fresh_pg_database(pg_base_url, name)
     migrate.upgrade(url)
     yield url
-    _drop_pg_database(url)
+    drop_pg_database(url)
 
 
 @pytest.fixture(scope="session")
@@ -183,10 +152,10 @@ def any_session(request: pytest.FixtureRequest) -> Session:
 @pytest.fixture(scope="session")
 def pg_committed_url(pg_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
     name = f"test_ca_{_run_token()}_{_worker_id(pytestconfig)}_c"
-    url = _fresh_pg_database(pg_base_url, name)
+    url = fresh_pg_database(pg_base_url, name)
     migrate.upgrade(url)
     yield url
-    _drop_pg_database(url)
+    drop_pg_database(url)
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ from shared.clock import Clock
 from shared.cron.schedule import Schedule, ScheduleError, due_fire, parse_schedule, to_rfc3339
 from shared.cron.triggers import FIRING_STATUSES
 from shared.db.base import new_id
+from shared.db.engine import transaction
 from shared.models import (
     Automation,
     AutomationEvent,
@@ -320,15 +321,8 @@ def _unit(sessions: SessionSource) -> Iterator[Session]:
             sessions.rollback()
             raise
         return
-    session = sessions()
-    try:
+    with transaction(sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def _publish(publish: Publisher | None, event_ids: Sequence[str]) -> None:

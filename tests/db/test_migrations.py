@@ -20,9 +20,10 @@ def test_no_drift_on_sqlite(sqlite_url: str) -> None:
 
 @pytest.mark.postgres
 def test_upgrade_downgrade_upgrade_on_postgres(pg_base_url: str) -> None:
-    from tests.conftest import _drop_pg_database, _fresh_pg_database, _run_token
+    from tests.conftest import _run_token
+    from tests.harness.services import drop_pg_database, fresh_pg_database
 
-    url = _fresh_pg_database(pg_base_url, f"test_ca_{_run_token()}_roundtrip")
+    url = fresh_pg_database(pg_base_url, f"test_ca_{_run_token()}_roundtrip")
     migrate.upgrade(url)
     migrate.downgrade(url, "base")
     engine = make_engine(url)
@@ -35,7 +36,7 @@ def test_upgrade_downgrade_upgrade_on_postgres(pg_base_url: str) -> None:
     with engine.connect() as conn:
         assert set(inspect(conn).get_table_names()) == {*metadata.tables, "alembic_version"}
     engine.dispose()
-    _drop_pg_database(url)
+    drop_pg_database(url)
 
 
 def test_upgrade_downgrade_upgrade_on_sqlite(tmp_path: object) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import psycopg2
 import redis
+from sqlalchemy.engine import make_url
 
 DEFAULT_PG_URLS = ("postgresql+psycopg2:///test", "postgresql+psycopg2://127.0.0.1/test")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
@@ -145,3 +146,35 @@ def find_redis() -> Service:
             return Service(url, throwaway=True)
         time.sleep(0.05)
     return Service(None, "a throwaway redis-server did not answer")
+
+
+def _admin_connection(url: str, dbname: str | None = None) -> psycopg2.extensions.connection:
+    u = make_url(url)
+    conn = psycopg2.connect(
+        dbname=dbname or u.database, user=u.username, host=u.host, port=u.port, password=u.password
+    )
+    conn.autocommit = True
+    return conn
+
+
+def fresh_pg_database(base_url: str, name: str, *, migrated: bool = False) -> str:
+    """(Re)create database ``name`` on the server of ``base_url``; returns its URL."""
+    admin = _admin_connection(base_url)
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    if migrated:
+        from shared.db import migrate
+
+        migrate.upgrade(url)
+    return url
+
+
+def drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    admin = _admin_connection(url, "postgres" if name != "postgres" else "template1")
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
