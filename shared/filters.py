@@ -15,8 +15,14 @@ $gt $gte $lt $lte`` is an operator instead of a literal object:
 * ``{"$in": [...]}`` - value typed-equals one of the list items;
 * ``{"$ne": x}`` - path missing, or value not typed-equal to ``x``;
 * ``{"$exists": true|false}`` - presence of the path;
-* ``{"$regex": "..."}`` - ``re.search`` on string values only (inputs longer
-  than 64 KiB never match);
+* ``{"$regex": "..."}`` - ``re.search`` on string values only.  Python's
+  backtracking engine has no time limit, so patterns are bounded by static
+  analysis (see :func:`regex_input_limit`): backreferences and quantifiers or
+  alternations inside a variable-length quantifier (``(a+)+``, ``(a|aa)*``)
+  are rejected, at most :data:`MAX_REGEX_DEGREE` unbounded quantifiers are
+  allowed, and string values longer than the pattern's input limit (64 KiB
+  for patterns without unbounded quantifiers, about 10,000 characters with
+  one, 460 with two, 100 with three) never match;
 * ``{"$gt"|"$gte"|"$lt"|"$lte": x}`` - numbers against numbers, strings
   against strings; anything else does not match.
 
@@ -31,6 +37,8 @@ from __future__ import annotations
 
 import math
 import re
+import re._constants as _sre
+import re._parser as _sre_parse
 from functools import lru_cache
 from typing import Any, Final
 
@@ -40,6 +48,7 @@ from shared.gjson import PathError
 __all__ = [
     "FilterError",
     "filter_matches",
+    "regex_input_limit",
     "resolve_labels",
     "typed_equal",
     "validate_filter",
@@ -52,6 +61,13 @@ MAX_LABELS: Final = 64
 MAX_LABEL_NAME_LENGTH: Final = 128
 MAX_REGEX_INPUT: Final = 64 * 1024
 MAX_REGEX_PATTERN: Final = 1024
+#: At most this many unbounded (or wide) quantifiers in one ``$regex`` pattern.
+MAX_REGEX_DEGREE: Final = 3
+#: Rough number of backtracking steps one ``$regex`` search may take (about 0.1-0.5 s).
+REGEX_STEP_BUDGET: Final = 100_000_000
+#: Product of the widths of narrow ranges (``{1,3}``) and alternations allowed in a pattern.
+MAX_REGEX_BRANCHING: Final = 1024
+_NARROW_RANGE = 16
 #: Nesting beyond this is not compared (treated as unequal) to stay bounded.
 MAX_COMPARE_DEPTH: Final = 256
 
@@ -126,6 +142,86 @@ def _compile_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+class _RegexTooCostly(Exception):
+    pass
+
+
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
+
+
+def _regex_cost(items: Any) -> tuple[int, int]:
+    """``(degree, branching)`` of a parsed pattern: the number of unbounded quantifiers
+    (each multiplies the worst-case backtracking by the input length) and the product of
+    the widths of narrow ranges and alternations (a constant factor)."""
+    degree, branching = 0, 1
+    for op, av in items:
+        if op in _REPEATS:
+            lo, hi, sub = av
+            d, b = _regex_cost(sub)
+            if lo == hi:
+                degree += d * lo
+                branching *= b**lo if b > 1 else 1
+            else:
+                if d or b > 1:
+                    raise _RegexTooCostly(
+                        "has a quantifier or alternation inside a variable-length quantifier "
+                        "(e.g. (a+)+ or (a|ab)*), which can take exponential time"
+                    )
+                if hi == _sre.MAXREPEAT or hi - lo > _NARROW_RANGE:
+                    degree += 1
+                else:
+                    branching *= hi - lo + 1
+        elif op is _sre.BRANCH:
+            costs = [_regex_cost(alt) for alt in av[1]]
+            degree += max(d for d, _ in costs)
+            branching *= sum(b for _, b in costs)
+        elif op is _sre.SUBPATTERN:
+            d, b = _regex_cost(av[3])
+            degree, branching = degree + d, branching * b
+        elif op is _sre.ATOMIC_GROUP:
+            d, b = _regex_cost(av)
+            degree, branching = degree + d, branching * b
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            d, b = _regex_cost(av[1])
+            degree, branching = degree + d, branching * b
+        elif op in (_sre.GROUPREF, _sre.GROUPREF_EXISTS):
+            raise _RegexTooCostly("uses a backreference, which is not supported")
+        if degree > MAX_REGEX_DEGREE:
+            raise _RegexTooCostly(
+                f"has more than {MAX_REGEX_DEGREE} unbounded quantifiers (*, +, {{n,}})"
+            )
+        if branching > MAX_REGEX_BRANCHING:
+            raise _RegexTooCostly("has too many alternatives and ranges to match in bounded time")
+    return degree, branching
+
+
+@lru_cache(maxsize=512)
+def _regex_plan(pattern: str) -> tuple[re.Pattern[str], int] | str:
+    """The compiled pattern and its input limit, or why the pattern is refused."""
+    try:
+        compiled = _compile_regex(pattern)
+        degree, branching = _regex_cost(_sre_parse.parse(pattern).data)
+    except re.error as exc:
+        return f"does not compile: {exc}"
+    except _RegexTooCostly as exc:
+        return f"pattern {exc}"
+    except (RecursionError, OverflowError, ValueError) as exc:
+        return f"pattern cannot be analysed: {type(exc).__name__}"
+    budget = REGEX_STEP_BUDGET / branching
+    limit = MAX_REGEX_INPUT if degree == 0 else int(budget ** (1 / (degree + 1)))
+    return compiled, min(limit, MAX_REGEX_INPUT)
+
+
+def regex_input_limit(pattern: str) -> int:
+    """Longest string a ``$regex`` pattern is searched in (longer values never match).
+
+    Raises :class:`FilterError` when the pattern is refused."""
+    plan = _regex_plan(pattern)
+    if isinstance(plan, str):
+        raise FilterError(f"$regex {plan}")
+    return plan[1]
+
+
 def _check_operator(path: str, op: str, arg: Any) -> None:
     where = f"filter path {path!r}: operator {op}"
     if op == "$in":
@@ -139,10 +235,9 @@ def _check_operator(path: str, op: str, arg: Any) -> None:
             raise FilterError(f"{where} takes a string pattern, got {type(arg).__name__}")
         if len(arg) > MAX_REGEX_PATTERN:
             raise FilterError(f"{where} pattern is longer than {MAX_REGEX_PATTERN} characters")
-        try:
-            _compile_regex(arg)
-        except re.error as exc:
-            raise FilterError(f"{where} does not compile: {exc}") from None
+        plan = _regex_plan(arg)
+        if isinstance(plan, str):
+            raise FilterError(f"{where} {plan}")
     elif op in ("$gt", "$gte", "$lt", "$lte"):
         if not (_is_number(arg) or isinstance(arg, str)):
             raise FilterError(f"{where} takes a number or a string, got {type(arg).__name__}")
@@ -236,12 +331,13 @@ def _entry_holds(path: str, expected: Any, document: Any) -> bool:
         if op == "$regex":
             if not isinstance(value, str) or not isinstance(arg, str):
                 return False
-            if len(value) > MAX_REGEX_INPUT:
+            plan = _regex_plan(arg)
+            if isinstance(plan, str):  # stored before the pattern rules tightened
                 return False
-            try:
-                return _compile_regex(arg).search(value) is not None
-            except re.error:
+            compiled, limit = plan
+            if len(value) > limit:
                 return False
+            return compiled.search(value) is not None
         return _compare(op, value, arg)
     return res.exists and typed_equal(res.value, expected)
 

@@ -151,7 +151,11 @@ def _signature_header() -> str | None:
 
 
 def _describe(exc: BaseException) -> str:
-    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    try:  # SQLAlchemy's message includes a repr of the parameters, which can itself fail
+        text = str(exc)
+    except Exception:
+        text = ""
+    first_line = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {first_line[:200]}"
 
 

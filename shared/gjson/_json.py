@@ -34,6 +34,8 @@ from .errors import PathError
 MAX_DEPTH: Final = 512
 #: Upper bound on the number of values one serialisation may visit.
 MAX_NODES: Final = 500_000
+#: Upper bound on the indentation characters one ``@pretty`` result may hold.
+MAX_PRETTY_INDENT_CHARS: Final = 16_000_000
 
 
 class _Missing:
@@ -272,11 +274,20 @@ def _dump_into(value: Any, out: list[str], depth: int, budget: list[int]) -> Non
 
 def pretty(value: Any, indent: str = "  ", prefix: str = "", width: int = 80) -> str:
     """Indented JSON in the style of tidwall/pretty (short scalar arrays inline)."""
-    budget = [MAX_NODES]
+    # [values left, characters of indentation left]: a long indent or prefix multiplies the
+    # output by the number of lines, so both are bounded
+    budget = [MAX_NODES, MAX_PRETTY_INDENT_CHARS]
     out: list[str] = [prefix]
     _pretty_into(value, out, prefix, indent, width, 0, budget)
     out.append("\n")
     return "".join(out)
+
+
+def _charge(budget: list[int], inner: str) -> None:
+    budget[0] -= 1
+    budget[1] -= len(inner)
+    if budget[0] < 0 or budget[1] < 0:
+        raise PathError("value too large to serialise", 0)
 
 
 def _pretty_into(
@@ -298,9 +309,7 @@ def _pretty_into(
         out.append("{\n")
         inner = lead + indent
         for n, (k, v) in enumerate(items):
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise PathError("value too large to serialise", 0)
+            _charge(budget, inner)
             out.append(inner + _dump_str(str(k)) + ": ")
             _pretty_into(v, out, inner, indent, width, depth + 1, budget)
             out.append(",\n" if n < len(items) - 1 else "\n")
@@ -318,6 +327,7 @@ def _pretty_into(
         out.append("[\n")
         inner = lead + indent
         for n, v in enumerate(value):
+            _charge(budget, inner)
             out.append(inner)
             _pretty_into(v, out, inner, indent, width, depth + 1, budget)
             out.append(",\n" if n < len(value) - 1 else "\n")

@@ -843,6 +843,16 @@ def _run_seg(seg: list[Step], i: int, v: Any, ctx: _Ctx) -> Any:
             if v is MISSING:
                 return MISSING
         elif op == MOD:
+            # modifiers copy, scan or (de)serialise their input: charge its size, so a chain
+            # like '@reverse|@reverse|...' over a wide array stays within the step budget
+            if isinstance(v, (list, dict)):
+                ctx.ops -= 1 + len(v)
+            elif isinstance(v, str):
+                ctx.ops -= 1 + len(v) // 8
+            else:
+                ctx.ops -= 1
+            if ctx.ops < 0:
+                raise _exhausted()
             v = st.fn(v, st, ctx)  # type: ignore[attr-defined]
         elif op == LIT:
             v = st.value  # type: ignore[attr-defined]

@@ -6,22 +6,31 @@
 * The stored copy is capped: a body over ``stored_max_bytes`` is stored as
   ``{"_truncated": true, "_original_size": N}`` and the whole value goes to
   ``pending_payload`` so filters and labels still see all of it.
-* NUL characters (which PostgreSQL's jsonb cannot hold) become U+FFFD.
+* NUL characters and lone UTF-16 surrogates (which PostgreSQL's jsonb cannot hold) become
+  U+FFFD.
+* JSON that cannot be stored as jsonb is wrapped like text that is not JSON: nesting deeper
+  than :data:`MAX_STORED_DEPTH` (the database driver's encoder and the pipeline's serialisers
+  recurse once per level) and numbers that overflow a double (``1e400``).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-__all__ = ["NOT_JSON_NOTE", "PreparedPayload", "prepare_payload"]
+__all__ = ["MAX_STORED_DEPTH", "NOT_JSON_NOTE", "PreparedPayload", "prepare_payload"]
 
 NOT_JSON_NOTE = "not valid JSON"
+#: JSON nested deeper than this is stored wrapped as text (see the module docstring).
+MAX_STORED_DEPTH = 512
 _NUL = "\x00"
 _REPLACEMENT = "\ufffd"
+_UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -42,34 +51,66 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_json(body: bytes) -> tuple[bool, Any]:
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:32]} overflows a double")
+    return value
+
+
+def _parse_json(body: bytes) -> tuple[bool, bool, Any]:
+    """``(is_json, from_stdlib, value)``."""
     try:
-        return True, orjson.loads(body)
+        return True, False, orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
-    # orjson refuses integers beyond 64 bits, which are still valid JSON.
+    # orjson refuses integers beyond 64 bits and lone surrogate escapes, which are still
+    # valid JSON.
     try:
         text = body.decode("utf-8")
-        return True, json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return True, True, value
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return False, None
+        return False, False, None
 
 
-def _strip_nul(value: Any) -> Any:
+def _too_deep(value: Any) -> bool:
+    """True when ``value`` nests deeper than :data:`MAX_STORED_DEPTH` (iterative)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        if depth >= MAX_STORED_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in v if isinstance(child, (dict, list)))
+    return False
+
+
+def _clean_str(s: str) -> str:
+    return _UNSTORABLE_CHARS.sub(_REPLACEMENT, s)
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with NUL and lone surrogates replaced; nesting is at most MAX_STORED_DEPTH."""
     if isinstance(value, str):
-        return value.replace(_NUL, _REPLACEMENT)
+        return _clean_str(value)
     if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
+        return [_clean(v) for v in value]
     if isinstance(value, dict):
-        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+        return {_clean_str(k): _clean(v) for k, v in value.items()}
     return value
 
 
 def prepare_payload(body: bytes, stored_max_bytes: int) -> PreparedPayload:
-    is_json, value = _parse_json(body)
+    is_json, from_stdlib, value = _parse_json(body)
+    if is_json and body.count(b"[") + body.count(b"{") > MAX_STORED_DEPTH and _too_deep(value):
+        is_json, value = False, None
     if is_json:
-        if b"\\u0000" in body:
-            value = _strip_nul(value)
+        if from_stdlib or b"\\u0000" in body:
+            value = _clean(value)
     else:
         text = body.decode("utf-8", errors="replace").replace(_NUL, _REPLACEMENT)
         value = {"_raw_body": text, "_content_note": NOT_JSON_NOTE}
