@@ -133,6 +133,44 @@ def parse_schedule(text: str, now: datetime | None = None) -> Schedule:
     return schedule
 
 
+class _DayOrWalker:
+    """Cron fires when day-of-month OR day-of-week matches if both are restricted. croniter
+    gives up ("failed to find next date") when one side can never match (``0 0 30 2 1``: no
+    Feb 30, but every Monday in February), so each side is walked on its own and merged."""
+
+    def __init__(self, expression: str, start: datetime) -> None:
+        minute, hour, dom, month, dow = expression.split()
+        self._walkers = [
+            croniter(f"{minute} {hour} {dom} {month} *", start),
+            croniter(f"{minute} {hour} * {month} {dow}", start),
+        ]
+        self._heads = [self._advance(w) for w in self._walkers]
+
+    @staticmethod
+    def _advance(walker: croniter) -> datetime | None:
+        try:
+            return walker.get_next(datetime)  # type: ignore[no-any-return]
+        except CroniterBadDateError:
+            return None
+
+    def get_next(self, _ret_type: type[datetime]) -> datetime:
+        heads = [h for h in self._heads if h is not None]
+        if not heads:
+            raise CroniterBadDateError("failed to find next date")
+        nxt = min(heads)
+        for i, head in enumerate(self._heads):
+            if head == nxt:
+                self._heads[i] = self._advance(self._walkers[i])
+        return nxt
+
+
+def _walker(expression: str, start: datetime) -> croniter | _DayOrWalker:
+    fields = expression.split()
+    if fields[2] != "*" and fields[4] != "*":
+        return _DayOrWalker(expression, start)
+    return croniter(expression, start)
+
+
 def next_fire_after(schedule: Schedule, after_utc: datetime) -> datetime:
     """First fire time strictly after ``after_utc`` (aware), as an aware UTC datetime."""
     fire = next(_iter_fires(schedule, _as_utc(after_utc, "after_utc")), None)
@@ -291,7 +329,7 @@ def _iter_fires(schedule: Schedule, after: datetime) -> Iterator[datetime]:
         if first_offset is not None and second_offset is not None:
             start -= max(first_offset - second_offset, timedelta(0))
 
-    walker = croniter(schedule.expression, start)
+    walker = _walker(schedule.expression, start)
     pending: list[datetime] = []
     last: datetime | None = None
     while True:

@@ -232,11 +232,11 @@ def test_valid_schedules_fire_strictly_after(
         assert schedule is not None, text  # these always fire within five years
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: with both day fields restricted Vixie cron ORs them (SPEC 6, module "
-    "docstring), so Feb 30 OR Monday fires every Monday, but parse_schedule says it never fires",
-)
 def test_impossible_day_of_month_or_a_weekday_fires_on_the_weekday() -> None:
+    """With both day fields restricted cron ORs them: Feb 30 never exists, so this fires on
+    every Monday of February."""
     schedule = parse_schedule("0 0 30 2 1", NOW)
-    assert next_fire_after(schedule, NOW).weekday() == 0
+    fire = next_fire_after(schedule, NOW)
+    assert fire.weekday() == 0 and fire.month == 2
+    again = next_fire_after(schedule, fire)
+    assert again.weekday() == 0 and (again - fire).days in (7, 344, 351, 358)

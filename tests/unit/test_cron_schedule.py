@@ -400,3 +400,16 @@ def test_due_fire_just_over_cap_counts_exactly_up_to_cap() -> None:
         MAX_COUNTED_SKIPS,
         start + timedelta(minutes=MAX_COUNTED_SKIPS + 6),
     )
+
+
+def test_restricted_day_of_month_and_day_of_week_are_ored() -> None:
+    """Cron's rule: with both day fields restricted, either one matching fires."""
+    start = datetime(2026, 11, 22, tzinfo=UTC)  # a Sunday
+    schedule = parse_schedule("0 9 1,15 * 5", start)
+    fires = []
+    at = start
+    for _ in range(6):
+        at = next_fire_after(schedule, at)
+        fires.append(at)
+    assert [f.day for f in fires] == [27, 1, 4, 11, 15, 18]
+    assert all(f.day in (1, 15) or f.weekday() == 4 for f in fires)
