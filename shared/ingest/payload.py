@@ -31,6 +31,9 @@ MAX_STORED_DEPTH = 512
 _NUL = "\x00"
 _REPLACEMENT = "\ufffd"
 _UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
+#: orjson turns integers beyond 64 bits into floats (silently losing digits); such a body is
+#: parsed by the standard library instead, which keeps them exact (jsonb stores them exactly).
+_MAYBE_BIG_INT = re.compile(rb"\d{20,}")
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,12 @@ def _finite_float(text: str) -> float:
 
 def _parse_json(body: bytes) -> tuple[bool, bool, Any]:
     """``(is_json, from_stdlib, value)``."""
-    try:
-        return True, False, orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    # orjson refuses integers beyond 64 bits and lone surrogate escapes, which are still
-    # valid JSON.
+    if _MAYBE_BIG_INT.search(body) is None:
+        try:
+            return True, False, orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    # orjson refuses lone surrogate escapes (still valid JSON) and rounds big integers.
     try:
         text = body.decode("utf-8")
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
