@@ -57,9 +57,9 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return jsonify(error=code, message=exc.description), exc.code or 500
+        return jsonify(code=code, message=exc.description), exc.code or 500
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         log.exception("unhandled error")
-        return jsonify(error="internal_error", message="internal server error"), 500
+        return jsonify(code="internal_error", message="internal server error"), 500

@@ -49,7 +49,7 @@ def readyz() -> Any:
     unknown = [c for c in wanted if c not in CHECKS]
     if unknown or not wanted:
         return jsonify(
-            error="bad_request", message=f"check must be a comma-separated subset of {list(CHECKS)}"
+            code="bad_request", message=f"check must be a comma-separated subset of {list(CHECKS)}"
         ), 400
     checks = {name: CHECKS[name]() for name in wanted}
     failed = {name: err for name, err in checks.items() if err}

@@ -96,7 +96,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> Response:
-    return _json(status, {"error": code, "message": message}, headers or None)
+    return _json(status, {"code": code, "message": message}, headers or None)
 
 
 def _not_found() -> _Outcome:

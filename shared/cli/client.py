@@ -82,7 +82,7 @@ class ApiClient:
             body = None
         if resp.status_code >= 400:
             if isinstance(body, dict) and "message" in body:
-                code = str(body.get("code") or body.get("error") or "error")
+                code = str(body.get("code") or "error")
                 raise ClientError(
                     f"{body['message']} (HTTP {resp.status_code}, {code})",
                     status=resp.status_code,

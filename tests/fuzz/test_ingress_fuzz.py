@@ -50,7 +50,7 @@ def _check_response(resp: TestResponse) -> dict[str, Any]:
         assert "event_id" in body or body.get("status") == "ignored", body
     else:
         assert resp.status_code in _ERROR_STATUSES | {400, 405, 411, 415}, resp.status_code
-        assert isinstance(body.get("error"), str) and body["error"], body
+        assert isinstance(body.get("code"), str) and body["code"], body
         assert isinstance(body.get("message"), str), body
     return body
 

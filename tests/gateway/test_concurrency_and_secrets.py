@@ -66,7 +66,7 @@ def test_secret_encrypted_with_an_unknown_key_is_503_and_logged_by_digest(
     with caplog.at_level(logging.ERROR):
         resp = gw.post(tid)
     assert resp.status_code == 503
-    assert resp.get_json()["error"] == "unavailable"
+    assert resp.get_json()["code"] == "unavailable"
     assert key_digest(lost) in caplog.text
     assert SECRET not in caplog.text
     assert gw.events() == []

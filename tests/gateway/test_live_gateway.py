@@ -73,7 +73,7 @@ def test_chunked_bodies_are_read_and_capped(live: tuple[str, Proc, uuid.UUID, st
     headers = {"X-Hub-Signature-256": sign_github(SECRET, big)}
     resp = requests.post(base + url_for(tid), data=_chunks(big), headers=headers, timeout=10)
     assert resp.status_code == 413
-    assert resp.json()["error"] == "payload_too_large"
+    assert resp.json()["code"] == "payload_too_large"
     # Content-Length over the limit is refused before the body is read
     resp = requests.post(base + url_for(tid), data=big, headers=headers, timeout=10)
     assert resp.status_code == 413

@@ -97,13 +97,13 @@ def test_bad_signature_is_401_and_a_throttled_error_event(gw: GatewayHarness) ->
     tid = gw.seed()
     missing = gw.post(tid, secret=None)
     assert missing.status_code == 401
-    assert missing.get_json()["error"] == "invalid_signature"
+    assert missing.get_json()["code"] == "invalid_signature"
     assert "missing signature" in missing.get_json()["message"]
     for _ in range(20):  # a flood within one minute folds into the same row
         wrong = gw.post(tid, secret="0" * 64)
         assert wrong.status_code == 401
         assert wrong.get_json() == {
-            "error": "invalid_signature",
+            "code": "invalid_signature",
             "message": "signature verification failed",
         }
     [row] = gw.events()
@@ -135,7 +135,7 @@ def test_unknown_malformed_and_cron_ids_get_identical_404s(gw: GatewayHarness) -
     ]
     assert {r.status_code for r in responses} == {404}
     assert len({r.data for r in responses}) == 1
-    assert responses[0].get_json() == {"error": "not_found", "message": "no such webhook trigger"}
+    assert responses[0].get_json() == {"code": "not_found", "message": "no such webhook trigger"}
     assert gw.events() == []
 
 
@@ -148,7 +148,7 @@ def test_body_over_the_limit_is_413(make_gateway: GatewayFactory) -> None:
     assert ok.status_code == 202, ok.data
     over = gw.post(tid, at_limit + b" ")
     assert over.status_code == 413
-    assert over.get_json()["error"] == "payload_too_large"
+    assert over.get_json()["code"] == "payload_too_large"
     assert len(gw.events()) == 1
     assert gw.events()[0].payload == "a" * 1022
 
@@ -159,7 +159,7 @@ def test_database_down_is_503_with_retry_after(tmp_path: Path, redis_url: str) -
     resp = app.test_client().post(url_for(uuid.uuid4()), data=b"{}")
     assert resp.status_code == 503
     assert resp.headers["Retry-After"].isdigit()
-    assert resp.get_json()["error"] == "unavailable"
+    assert resp.get_json()["code"] == "unavailable"
     assert b"Traceback" not in resp.data
 
 
