@@ -10,9 +10,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import Settings
+from shared.db import jsonio
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5, **kw: Any) -> Engine:
+    kw.setdefault("json_serializer", jsonio.dumps)
+    kw.setdefault("json_deserializer", jsonio.loads)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kw)
         _configure_sqlite(engine)

@@ -308,3 +308,20 @@ def test_deleting_user_cascades_automations_and_memberships(
     assert any_session.get(Automation, auto_id) is None
     members = select(OrganizationMember).where(OrganizationMember.user_id == owner_id)
     assert any_session.scalars(members).all() == []
+
+
+def test_json_columns_round_trip_exactly(any_session: Session, clock: FrozenClock) -> None:
+    """orjson handles JSON columns; values it would round or refuse still round-trip."""
+    auto = f.automation(any_session, clock)
+    payload = {
+        "big": 123456789012345678901234567890,
+        "neg": -(2**70),
+        "float": 1.5,
+        "text": "caf\u00e9 \u2603",
+        "nested": [{"a": None, "b": True}],
+    }
+    ev = f.event(any_session, clock, auto, payload=payload)
+    any_session.expunge_all()
+    stored = any_session.get(AutomationEvent, ev.id)
+    assert stored is not None and stored.payload == payload
+    assert isinstance(stored.payload["big"], int)
