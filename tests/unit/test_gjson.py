@@ -213,7 +213,7 @@ def _deep(depth: int) -> dict[str, object]:
 
 def test_bounded_on_10000_deep_document() -> None:
     deep = _deep(10_000)
-    start = time.monotonic()
+    start = time.thread_time()
     assert get(deep, ".".join(["a"] * 10_000) + ".leaf").value == 1
     assert not get(deep, ".".join(["a"] * 10_001)).exists
     # recursive operations stop at the nesting limit instead of recursing
@@ -225,11 +225,11 @@ def test_bounded_on_10000_deep_document() -> None:
     # the same document as text is refused by the parser: no values
     text = '{"a":' * 10_000 + "1" + "}" * 10_000
     assert not get(text, "a.a.a").exists
-    assert time.monotonic() - start < 10
+    assert time.thread_time() - start < 10  # CPU time: a hang, not a busy machine
 
 
 def test_bounded_on_pathological_paths() -> None:
-    start = time.monotonic()
+    start = time.thread_time()
     # each segment doubles the serialised size: evaluation is cheap (shared
     # references) but rendering it is refused instead of exhausting memory
     r = get({"x": 1}, "|".join(["{a:@this,b:@this}"] * 40))
@@ -243,7 +243,7 @@ def test_bounded_on_pathological_paths() -> None:
     # wildcard patterns cannot backtrack catastrophically
     doc = {"a" * 5000: 1}
     assert not get(doc, "*a*a*a*a*a*a*a*a*a*a*b").exists
-    assert time.monotonic() - start < 10
+    assert time.thread_time() - start < 10  # CPU time: a hang, not a busy machine
 
 
 def test_result_repr_and_type() -> None:
