@@ -46,7 +46,6 @@ from tests import factories
 from tests.harness.services import find_postgres, find_redis, fresh_pg_database
 from worker.celery_app import create_celery
 from worker.tasks.base import Runtime
-from worker.tasks.cron import publish_events
 
 DB_NAME = "bench_cron"
 REDIS_DB = 12
@@ -190,7 +189,7 @@ def main() -> int:
     def publish(ids: Sequence[str]) -> None:
         nonlocal publish_seconds
         begun = time.perf_counter()
-        publish_events(runtime, ids)
+        runtime.publish_events(ids)
         publish_seconds += time.perf_counter() - begun
 
     started = time.perf_counter()

@@ -32,7 +32,7 @@ from shared.ingest import (
     record_bad_signature,
     record_event,
 )
-from shared.ingest.publish import EventPublisher, make_publisher
+from shared.publish import EventPublisher, make_publisher
 from shared.webhooks.signatures import (
     GITHUB_HEADER,
     STANDARD_SIGNATURE_HEADER,

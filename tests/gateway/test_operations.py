@@ -14,7 +14,7 @@ from kombu import Connection
 from shared.clock import FrozenClock
 from shared.config import Settings
 from shared.db import migrate
-from shared.ingest.publish import CeleryPublisher, RedisPublisher, make_publisher
+from shared.publish import CeleryPublisher, RedisPublisher, make_publisher
 from shared.tasknames import PROCESS_EVENT, QUEUE_EVENTS
 from tests.gateway.conftest import SECRET, GatewayFactory, GatewayHarness, url_for
 from webhook_gateway.app import create_app
@@ -99,6 +99,29 @@ def test_redis_publisher_writes_what_celery_would(redis_url: str) -> None:
         assert message.payload[0] == [str(event_id)]
         assert message.payload[1] == {}
         message.ack()
+
+
+@pytest.mark.parametrize("kind", ["redis", "celery"])
+def test_publish_many_keeps_order_in_one_batch(redis_url: str, kind: str) -> None:
+    """Cron dispatch and the sweeper publish batches; workers must get them oldest first."""
+    from worker.celery_app import create_celery
+
+    celery = create_celery(Settings(broker_url=redis_url), include_tasks=False)
+    publisher = make_publisher(celery) if kind == "redis" else CeleryPublisher(celery)
+    ids = [uuid.uuid4() for _ in range(5)]
+    publisher.publish_many(ids)
+    publisher.publish_many([])
+    with Connection(redis_url) as conn:
+        queue = conn.SimpleQueue(QUEUE_EVENTS)
+        got = [queue.get(timeout=2) for _ in ids]
+        for message in got:
+            message.ack()
+        queue.close()
+    import redis
+
+    assert redis.Redis.from_url(redis_url).llen(QUEUE_EVENTS) == 0  # nothing else was queued
+    assert [m.payload[0] for m in got] == [[str(i)] for i in ids]
+    assert {m.headers["task"] for m in got} == {PROCESS_EVENT}
 
 
 def test_embedded_mode_on_sqlite(tmp_path: Path, clock: FrozenClock) -> None:

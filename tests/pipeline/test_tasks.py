@@ -125,7 +125,7 @@ def test_sweeper_task_publishes_after_commit_and_parks(
     )
     published: list[str] = []
     runtime = app.tasks[SWEEP_PENDING_EVENTS].runtime
-    monkeypatch.setattr(runtime, "publish_event", published.append)
+    monkeypatch.setattr(runtime, "publish_events", published.extend)
 
     assert app.tasks[SWEEP_PENDING_EVENTS].apply().get() == {"republished": 1, "parked": 1}
     assert published == [str(stuck)]

@@ -7,7 +7,7 @@ happen after commit (publishing follow-up tasks) through ``after_commit``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.clock import Clock, system_clock
 from shared.config import Settings
 from shared.db.engine import engine_from_settings, make_session_factory
-from shared.tasknames import PING, PROCESS_EVENT, QUEUE_EVENTS
+from shared.publish import EventPublisher, make_publisher
+from shared.tasknames import PING
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Runtime:
         self.clock = clock
         self._engine: Engine | None = None
         self._factory: sessionmaker[Session] | None = None
+        self._publisher: EventPublisher | None = None
 
     @property
     def engine(self) -> Engine:
@@ -47,11 +49,18 @@ class Runtime:
         assert self._factory is not None
         return self._factory
 
+    @property
+    def publisher(self) -> EventPublisher:
+        if self._publisher is None:
+            self._publisher = make_publisher(self.app)
+        return self._publisher
+
     def reset_after_fork(self) -> None:
         if self._engine is not None:
             self._engine.dispose(close=False)
         self._engine = None
         self._factory = None
+        self._publisher = None  # its connection pool belongs to the parent
 
     @contextmanager
     def transaction(self) -> Iterator[UnitOfWork]:
@@ -67,7 +76,10 @@ class Runtime:
         uow.run_after_commit()
 
     def publish_event(self, event_id: str) -> None:
-        self.app.send_task(PROCESS_EVENT, args=[event_id], queue=QUEUE_EVENTS)
+        self.publisher.publish(event_id)
+
+    def publish_events(self, event_ids: Sequence[str]) -> None:
+        self.publisher.publish_many(event_ids)
 
 
 class UnitOfWork:

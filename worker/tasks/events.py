@@ -112,7 +112,7 @@ def register(app: Celery) -> None:
             )
             ids = [str(i) for i in result.republish]
             if ids:
-                uow.after_commit(lambda: _publish_all(self, ids))
+                uow.after_commit(lambda: self.runtime.publish_events(ids))
         if ids or result.parked:
             log.info(
                 "sweeper: re-published %d pending events, parked %d",
@@ -154,10 +154,3 @@ def _retry_later(task: DbTask, event_id: uuid.UUID, exc: BaseException) -> None:
             note_transient_error(uow.session, event_id, describe_error(exc))
     except Exception:
         pass
-
-
-def _publish_all(task: DbTask, ids: list[str]) -> None:
-    """Publish in order; stop at the first failure (the broker is down: the rest wait for
-    the next sweep instead of each waiting for its own publish timeout)."""
-    for event_id in ids:
-        task.runtime.publish_event(event_id)

@@ -1,5 +1,8 @@
 """Publishing ``process_event(event_id)`` after the event row is committed.
 
+The one way every producer enqueues events: the gateway after its insert, cron dispatch
+after a batch of fires, the sweeper when it re-publishes.
+
 On a Redis broker the message is written with one ``LPUSH`` on a pooled client, in exactly
 the format Celery's Redis transport writes (task protocol 2, JSON body, base64 body
 encoding): ``celery.send_task`` costs about half a millisecond of CPU per call on this path
@@ -13,6 +16,7 @@ import base64
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -26,16 +30,26 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 class EventPublisher(Protocol):
-    def publish(self, event_id: uuid.UUID) -> None:
+    def publish(self, event_id: uuid.UUID | str) -> None:
         """Enqueue the event for a worker; raises when the broker is unreachable."""
+
+    def publish_many(self, event_ids: Sequence[uuid.UUID | str]) -> None:
+        """Enqueue several, in order, over one connection; raises when the broker fails."""
 
 
 class CeleryPublisher:
     def __init__(self, celery: Celery) -> None:
         self.celery = celery
 
-    def publish(self, event_id: uuid.UUID) -> None:
+    def publish(self, event_id: uuid.UUID | str) -> None:
         self.celery.send_task(PROCESS_EVENT, args=[str(event_id)], queue=QUEUE_EVENTS)
+
+    def publish_many(self, event_ids: Sequence[uuid.UUID | str]) -> None:
+        with self.celery.producer_or_acquire() as producer:
+            for event_id in event_ids:
+                self.celery.send_task(
+                    PROCESS_EVENT, args=[str(event_id)], queue=QUEUE_EVENTS, producer=producer
+                )
 
 
 class RedisPublisher:
@@ -53,7 +67,7 @@ class RedisPublisher:
         self._origin = f"gen{os.getpid()}@{socket.gethostname()}"
         self._reply_to = str(uuid.uuid4())
 
-    def message(self, event_id: uuid.UUID) -> bytes:
+    def message(self, event_id: uuid.UUID | str) -> bytes:
         task_id = str(uuid.uuid4())
         args = [str(event_id)]
         body = orjson.dumps([args, {}, _EMBED])
@@ -95,8 +109,15 @@ class RedisPublisher:
             }
         )
 
-    def publish(self, event_id: uuid.UUID) -> None:
+    def publish(self, event_id: uuid.UUID | str) -> None:
         self.client.lpush(QUEUE_EVENTS, self.message(event_id))
+
+    def publish_many(self, event_ids: Sequence[uuid.UUID | str]) -> None:
+        if not event_ids:
+            return
+        # LPUSH of several values pushes them in order, so workers (BRPOP) take the first
+        # first; one round trip for the whole batch.
+        self.client.lpush(QUEUE_EVENTS, *(self.message(e) for e in event_ids))
 
 
 def make_publisher(celery: Celery) -> EventPublisher:
