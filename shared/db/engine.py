@@ -22,9 +22,9 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5, **kw: An
         return engine
     if "poolclass" not in kw:
         kw.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
+    kw.setdefault("pool_pre_ping", True)
     return create_engine(
         url,
-        pool_pre_ping=True,
         connect_args={"connect_timeout": 5, "application_name": "chat-automations"},
         **kw,
     )

@@ -39,7 +39,10 @@ class Runtime:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = engine_from_settings(self.settings)
+            # No pre-ping: it costs a round trip per task. A connection that died (database
+            # restart) raises OperationalError instead; SQLAlchemy then discards the pool's
+            # connections and the task's retry gets a fresh one.
+            self._engine = engine_from_settings(self.settings, pool_pre_ping=False)
             self._factory = make_session_factory(self._engine)
         return self._engine
 
