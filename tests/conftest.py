@@ -47,8 +47,14 @@ def _service(kind: str) -> Service:
 _gjson_vectors = {"passed": 0, "known gaps": 0, "failed": 0}
 
 
+_fault_reports: list[str] = []
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Counts conformance vectors in the controlling process (also under xdist)."""
+    """Collects, in the controlling process (also under xdist), the gjson conformance count
+    and the fault scenarios' printed counts (tests/faults record them as user properties)."""
+    if report.when == "teardown":
+        _fault_reports.extend(str(v) for k, v in report.user_properties if k == "fault_report")
     if "test_gjson_conformance.py::test_vector[" not in report.nodeid:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -61,6 +67,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _fault_reports:
+        terminalreporter.write_sep("=", "fault-injection scenarios")
+        for text in _fault_reports:
+            terminalreporter.write_line(text)
     ran = sum(_gjson_vectors.values())
     if ran:
         terminalreporter.write_line(

@@ -148,6 +148,182 @@ def find_redis() -> Service:
     return Service(None, "a throwaway redis-server did not answer")
 
 
+# --- restartable throwaway servers (fault-injection tests stop and restart them) ------------
+
+
+def _pg_bindir() -> str | None:
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = bins[-1] if bins else shutil.which("initdb")
+    return os.path.dirname(initdb) if initdb else None
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster on a free port that can be stopped and restarted.
+
+    The cluster keeps its port and data across :meth:`stop`/:meth:`start`. :meth:`close`
+    stops it and removes its files (also registered with ``atexit``). Raises ``RuntimeError``
+    from :meth:`start` when no PostgreSQL binaries are available.
+    """
+
+    def __init__(self, max_connections: int = 300) -> None:
+        bindir = _pg_bindir()
+        if bindir is None:
+            raise RuntimeError("no initdb binary was found")
+        self.bindir = bindir
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="automations-faults-pg-")
+        self.datadir = os.path.join(self.tmp, "data")
+        self.logfile = os.path.join(self.tmp, "log")
+        self.max_connections = max_connections
+        self._prefix: list[str] = []
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            runuser = shutil.which("runuser")
+            if not runuser:
+                raise RuntimeError("running as root and runuser is missing; cannot run initdb")
+            shutil.chown(self.tmp, "postgres", "postgres")
+            self._prefix = [runuser, "-u", "postgres", "--"]
+        self._closed = False
+        self._initialised = False
+        atexit.register(self.close)
+
+    @property
+    def base_url(self) -> str:
+        """SQLAlchemy URL of the ``postgres`` maintenance database."""
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*self._prefix, os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, *args],
+            check=check,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        if not self._initialised:
+            subprocess.run(
+                [
+                    *self._prefix,
+                    os.path.join(self.bindir, "initdb"),
+                    "-D",
+                    self.datadir,
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            self._initialised = True
+        self._pg_ctl(
+            "-l",
+            self.logfile,
+            "-o",
+            f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-c max_connections={self.max_connections}",
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: disconnect clients and shut down cleanly;
+        ``immediate``: like a crash, recovery on the next start)."""
+        self._pg_ctl("-m", mode, "-w", "stop", check=False)
+
+    def restart(self, down_seconds: float = 0.0, mode: str = "fast") -> None:
+        self.stop(mode)
+        if down_seconds:
+            time.sleep(down_seconds)
+        self.start()
+
+    def answers(self) -> bool:
+        return _pg_answers(self.base_url)
+
+    def create_database(self, name: str) -> str:
+        """(Re)create database ``name``; return its SQLAlchemy URL."""
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres"
+        )
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return self.url(name)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._initialised:
+            self.stop("immediate")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ThrowawayRedis:
+    """A private redis-server on a free port without persistence: :meth:`stop` then
+    :meth:`start` brings it back *empty* on the same port. :meth:`close` (also registered
+    with ``atexit``) stops it for good."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise RuntimeError("redis-server is not on PATH")
+        self.binary = binary
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        atexit.register(self.close)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _redis_answers(self.url):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with code {self.proc.returncode}")
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not answer in {timeout}s")
+
+    def stop(self) -> None:
+        """Kill the server (SIGKILL: nothing is saved; it comes back empty)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def answers(self) -> bool:
+        return _redis_answers(self.url)
+
+    def close(self) -> None:
+        self.stop()
+
+
 def _admin_connection(url: str, dbname: str | None = None) -> psycopg2.extensions.connection:
     u = make_url(url)
     conn = psycopg2.connect(
