@@ -6,14 +6,16 @@ happen after commit (publishing follow-up tasks) through ``after_commit``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.clock import Clock, system_clock
@@ -23,6 +25,45 @@ from shared.publish import EventPublisher, make_publisher
 from shared.tasknames import PING
 
 log = logging.getLogger(__name__)
+
+#: Database failures that say nothing about the work itself: retry rather than fail it.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # connection pool exhausted
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT_DB_ERRORS):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def periodic_tick(fn: Callable[P, R]) -> Callable[P, R | None]:
+    """For beat's ticks: one that cannot reach the database is simply done again by the next
+    tick, so it logs one warning line instead of a traceback every few seconds."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if not is_transient_db_error(exc):
+                raise
+            first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            log.warning(
+                "%s skipped: database unavailable (%s: %s)",
+                fn.__name__,
+                type(exc).__name__,
+                first_line,
+            )
+            return None
+
+    return wrapper
 
 
 class Runtime:

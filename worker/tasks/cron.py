@@ -8,13 +8,14 @@ from celery import Celery
 
 from shared.cron.dispatch import dispatch_due
 from shared.tasknames import DISPATCH_CRON, QUEUE_MAINTENANCE
-from worker.tasks.base import DbTask
+from worker.tasks.base import DbTask, periodic_tick
 
 log = logging.getLogger(__name__)
 
 
 def register(app: Celery) -> None:
     @app.task(name=DISPATCH_CRON, base=DbTask, bind=True, queue=QUEUE_MAINTENANCE)
+    @periodic_tick
     def dispatch_cron(self: DbTask) -> int:
         """Fire every due cron trigger once (idempotent; safe to run concurrently)."""
         runtime = self.runtime

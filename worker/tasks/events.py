@@ -21,7 +21,6 @@ import uuid
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import exc as sa_exc
 
 from shared.pipeline import (
     PipelineOptions,
@@ -32,16 +31,10 @@ from shared.pipeline import (
     sweep_pending,
 )
 from shared.tasknames import PROCESS_EVENT, QUEUE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
-from worker.tasks.base import DbTask
+from worker.tasks.base import DbTask, is_transient_db_error, periodic_tick
 
 log = logging.getLogger(__name__)
 
-#: Database failures that say nothing about the event: retry rather than mark it ``error``.
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,  # connection pool exhausted
-)
 MAX_RETRIES = 6
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 60.0
@@ -51,12 +44,6 @@ def retry_countdown(retries: int) -> float:
     """1 s doubling up to 60 s, with ±20 % jitter so a recovered database is not stampeded."""
     delay = min(RETRY_BASE_SECONDS * 2**retries, RETRY_CAP_SECONDS)
     return delay * random.uniform(0.8, 1.2)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TRANSIENT_DB_ERRORS):
-        return True
-    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
 
 
 def register(app: Celery) -> None:
@@ -80,7 +67,7 @@ def register(app: Celery) -> None:
             with self.transaction() as uow:
                 outcome = process_event(uow.session, rt.clock, eid, options)
         except Exception as exc:
-            if _is_transient(exc):
+            if is_transient_db_error(exc):
                 _retry_later(self, eid, exc)
                 return None
             log.exception("process_event %s failed", eid)
@@ -88,7 +75,7 @@ def register(app: Celery) -> None:
                 with self.transaction() as uow:
                     mark_failed(uow.session, rt.clock, eid, describe_error(exc))
             except Exception as exc2:
-                if _is_transient(exc2):
+                if is_transient_db_error(exc2):
                     _retry_later(self, eid, exc2)
                     return None
                 raise
@@ -98,6 +85,7 @@ def register(app: Celery) -> None:
         return str(outcome.status) if outcome.status is not None else None
 
     @app.task(name=SWEEP_PENDING_EVENTS, base=DbTask, bind=True, queue=QUEUE_MAINTENANCE)
+    @periodic_tick
     def sweep_pending_events(self: DbTask) -> dict[str, int]:
         """Re-publish ``pending`` events that nobody processed; park hopeless ones."""
         rt = self.runtime

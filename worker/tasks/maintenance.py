@@ -6,7 +6,7 @@ from celery import Celery
 
 from shared.maintenance.purge import purge_expired_events
 from shared.tasknames import PURGE_EVENTS, QUEUE_MAINTENANCE
-from worker.tasks.base import DbTask
+from worker.tasks.base import DbTask, periodic_tick
 
 #: Share of the task time limit one purge run may use before handing over to a fresh task.
 PURGE_TIME_BUDGET = 0.5
@@ -14,6 +14,7 @@ PURGE_TIME_BUDGET = 0.5
 
 def register(app: Celery) -> None:
     @app.task(name=PURGE_EVENTS, base=DbTask, bind=True, queue=QUEUE_MAINTENANCE)
+    @periodic_tick
     def purge_events(self: DbTask) -> int:
         """Delete expired events in batches; one run at a time (others return at once)."""
         runtime = self.runtime
