@@ -30,6 +30,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _own_metrics_dir = tempfile.mkdtemp(prefix="automations-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
 
+# Imported now, not inside child_exit: the arbiter calls child_exit while reaping workers,
+# which can interrupt the master in the middle of another import of prometheus_client and
+# then fails with a circular-import error.
+from prometheus_client import multiprocess  # noqa: E402
+
 
 def on_starting(server: Any) -> None:
     # values left over from an earlier run would be added to this run's counters
@@ -38,8 +43,6 @@ def on_starting(server: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)
 
 
