@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 import re._constants as _sre
 import re._parser as _sre_parse
 from functools import lru_cache
@@ -139,7 +140,11 @@ def _check_path(path: Any, what: str) -> None:
 
 @lru_cache(maxsize=512)
 def _compile_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    # Users' patterns: re's FutureWarnings about syntax that may change meaning later
+    # ("possible set union") would otherwise land in the worker's log for every compile.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern)
 
 
 class _RegexTooCostly(Exception):

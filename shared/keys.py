@@ -218,6 +218,28 @@ def _needs_key(column: Any, digest: str) -> ColumnElement[bool]:
     return column.is_distinct_from(digest)
 
 
+def _resealer(
+    clock: Clock, keyring: Keyring, summary: KeyOpSummary, *, encrypt: bool
+) -> Callable[[Session, list[AutomationTrigger]], None]:
+    """The batch step of rotate (``encrypt``) and decrypt: re-store each row's secrets."""
+
+    def handle(session: Session, rows: list[AutomationTrigger]) -> None:
+        now = clock.now()
+        updates: list[dict[str, Any]] = []
+        for row in rows:
+            try:
+                values = _reseal(row, keyring, now, encrypt=encrypt, summary=summary)
+            except CryptoError as exc:
+                summary.failed[str(row.id)] = str(exc)
+                continue
+            updates.append({"id": row.id, **values})
+        if updates:
+            session.execute(update(_T), updates)
+            summary.changed += len(updates)
+
+    return handle
+
+
 def rotate(
     factory: sessionmaker[Session],
     clock: Clock,
@@ -246,20 +268,7 @@ def rotate(
         ),
     )
 
-    def handle(session: Session, rows: list[AutomationTrigger]) -> None:
-        now = clock.now()
-        updates: list[dict[str, Any]] = []
-        for row in rows:
-            try:
-                values = _reseal(row, keyring, now, encrypt=True, summary=summary)
-            except CryptoError as exc:
-                summary.failed[str(row.id)] = str(exc)
-                continue
-            updates.append({"id": row.id, **values})
-        if updates:
-            session.execute(update(_T), updates)
-            summary.changed += len(updates)
-
+    handle = _resealer(clock, keyring, summary, encrypt=True)
     _batches(factory, where, batch_size, handle, summary, progress)
     with transaction(factory) as session:
         summary.digests = _mark_unused_revoked(session, clock, {active})
@@ -284,20 +293,7 @@ def decrypt_all(
         _T.webhook_secret_key_id.is_not(None), _T.previous_webhook_secret_key_id.is_not(None)
     )
 
-    def handle(session: Session, rows: list[AutomationTrigger]) -> None:
-        now = clock.now()
-        updates: list[dict[str, Any]] = []
-        for row in rows:
-            try:
-                values = _reseal(row, keyring, now, encrypt=False, summary=summary)
-            except CryptoError as exc:
-                summary.failed[str(row.id)] = str(exc)
-                continue
-            updates.append({"id": row.id, **values})
-        if updates:
-            session.execute(update(_T), updates)
-            summary.changed += len(updates)
-
+    handle = _resealer(clock, keyring, summary, encrypt=False)
     _batches(factory, where, batch_size, handle, summary, progress)
     with transaction(factory) as session:
         summary.digests = _mark_unused_revoked(session, clock, set())

@@ -7,10 +7,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,8 +20,8 @@ from shared.cron.schedule import (
     next_fire_after,
     parse_schedule,
 )
+from tests.fuzz import timed
 
-BOUND_S = 2.0
 NOW = datetime(2026, 3, 8, 6, 59, 30, tzinfo=UTC)  # near a DST change in America/New_York
 _SETTINGS = settings(
     max_examples=150,
@@ -34,31 +31,21 @@ _SETTINGS = settings(
 )
 
 
-def _timed(fn: Callable[[], Any], what: str) -> Any:
-    # CPU time of this thread: a hang burns it, other processes' load on the machine does not
-    started = time.thread_time()
-    try:
-        return fn()
-    finally:
-        elapsed = time.thread_time() - started
-        assert elapsed < BOUND_S, f"{what} took {elapsed:.2f}s of CPU"
-
-
 def check_schedule(text: str, now: datetime = NOW) -> Schedule | None:
     try:
-        schedule = _timed(lambda: parse_schedule(text, now), f"parse_schedule({text[:60]!r})")
+        schedule = timed(lambda: parse_schedule(text, now), f"parse_schedule({text[:60]!r})")
     except ScheduleError as exc:
         assert str(exc)
         return None
     assert isinstance(schedule, Schedule)
     after = now
     for _ in range(3):
-        fire = _timed(lambda a=after: next_fire_after(schedule, a), f"next_fire_after {text!r}")
+        fire = timed(lambda a=after: next_fire_after(schedule, a), f"next_fire_after {text!r}")
         assert fire > after, (text, after, fire)
         assert fire.tzinfo is not None and fire.utcoffset() == timedelta(0)
         after = fire
     later = after + timedelta(days=2)
-    due = _timed(lambda: due_fire(schedule, after, later), "due_fire")
+    due = timed(lambda: due_fire(schedule, after, later), "due_fire")
     assert due is not None
     scheduled_at, skipped, new_next = due
     assert after <= scheduled_at <= later < new_next
@@ -189,7 +176,7 @@ def test_a_schedule_that_never_fires_is_refused() -> None:
 
 def test_overlong_schedules_are_refused_before_parsing() -> None:
     with pytest.raises(ScheduleError, match="longer than"):
-        _timed(lambda: parse_schedule("0 0 * * " + ",".join(["1"] * 50_000), NOW), "parse")
+        timed(lambda: parse_schedule("0 0 * * " + ",".join(["1"] * 50_000), NOW), "parse")
 
 
 @_SETTINGS

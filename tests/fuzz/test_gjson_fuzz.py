@@ -5,15 +5,13 @@ Properties, for random and pathological paths over random and pathological docum
 * ``validate(path)`` returns None or raises :class:`PathError`, nothing else;
 * ``get(doc, path)`` returns a :class:`Result` or raises :class:`PathError`, and so do the
   Result's ``raw``/``string()`` (serialisation refuses values nested deeper than 512);
-* every call finishes within :data:`BOUND_S` (a correctness bound against hangs and
+* every call finishes within :data:`tests.fuzz.BOUND_S` (a correctness bound against hangs and
   exponential blow-ups, not a performance target: the engine's step budget is 1,000,000).
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,8 +20,8 @@ from hypothesis import strategies as st
 
 from shared import gjson
 from shared.gjson import PathError, Result
+from tests.fuzz import timed
 
-BOUND_S = 2.0
 _SETTINGS = settings(
     max_examples=300,
     deadline=None,  # wall time is asserted per call instead (first calls compile and warm up)
@@ -32,20 +30,10 @@ _SETTINGS = settings(
 )
 
 
-def _timed(fn: Callable[[], Any], what: str) -> Any:
-    # CPU time of this thread: a hang burns it, other processes' load on the machine does not
-    started = time.thread_time()
-    try:
-        return fn()
-    finally:
-        elapsed = time.thread_time() - started
-        assert elapsed < BOUND_S, f"{what} took {elapsed:.2f}s of CPU"
-
-
 def check_path(document: Any, path: str) -> None:
     """The engine's contract for one (document, path) pair."""
     try:
-        _timed(lambda: gjson.validate(path), f"validate({path[:80]!r})")
+        timed(lambda: gjson.validate(path), f"validate({path[:80]!r})")
     except PathError as exc:
         assert isinstance(exc.message, str) and isinstance(exc.position, int)
 
@@ -58,7 +46,7 @@ def check_path(document: Any, path: str) -> None:
         assert isinstance(r.raw, str)
 
     try:
-        _timed(evaluate, f"get(..., {path[:80]!r})")
+        timed(evaluate, f"get(..., {path[:80]!r})")
     except PathError:
         pass
 
