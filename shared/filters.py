@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 import re._constants as _sre
 import re._parser as _sre_parse
+import warnings
 from functools import lru_cache
 from typing import Any, Final
 
