@@ -33,6 +33,7 @@ from shared.tasknames import PROCESS_EVENT, QUEUE_EVENTS
 from shared.webhooks.signatures import sign_github
 from tests import factories as f
 from tests.harness.processes import Proc, service_env, start_gateway, start_worker
+from tests.pipeline.helpers import wait_until
 from worker.celery_app import create_celery
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -67,17 +68,6 @@ def _statuses(engine: Engine, automation_id: uuid.UUID) -> dict[str, int]:
             .group_by(AutomationEvent.status)
         ).all()
     return {str(status): int(n) for status, n in rows}
-
-
-def _wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -209,7 +199,7 @@ def test_sigterm_to_a_worker_finishes_or_requeues_its_tasks(
             done = sum(n for k, n in _statuses(engine, automation_id).items() if k != "pending")
             return done if done >= 20 else 0
 
-        done_at_term = _wait_until(some_done, 60, "first outcomes", interval=0.01)
+        done_at_term = wait_until(some_done, 60, interval=0.01, what="first outcomes")
         first.signal(signal.SIGTERM)  # warm shutdown mid-burst
         code = first.popen.wait(timeout=60)
     finally:
@@ -227,7 +217,7 @@ def test_sigterm_to_a_worker_finishes_or_requeues_its_tasks(
             counts = _statuses(engine, automation_id)
             return counts if "pending" not in counts else {}
 
-        counts = _wait_until(all_final, 90, "every event final", interval=0.5)
+        counts = wait_until(all_final, 90, interval=0.5, what="every event final")
     finally:
         second.stop()
     assert counts == {"created": 100, "continued": total - 100}, counts

@@ -119,9 +119,6 @@ class Runtime:
             uow.session.close()
         uow.run_after_commit()
 
-    def publish_event(self, event_id: str) -> None:
-        self.publisher.publish(event_id)
-
     def publish_events(self, event_ids: Sequence[str]) -> None:
         self.publisher.publish_many(event_ids)
 
