@@ -23,6 +23,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,6 +41,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import redis  # noqa: E402
+from proc_cpu import (  # noqa: E402
+    Classifier,
+    cpu_by_group,
+    machine_times,
+    machine_usage,
+    per_unit_ms,
+)
 from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
@@ -143,6 +151,8 @@ class Result:
     p99_ms: float
     errors: int
     rows: int
+    cpu: str = ""
+    machine: str = ""
 
     @property
     def rate(self) -> float:
@@ -333,12 +343,39 @@ def measure(
         load(args.warmup)
         with engine.begin() as conn:
             warm_rows = conn.execute(select(func.count()).select_from(AutomationEvent)).scalar_one()
+        classify = server_groups(proc.pid)
+        cpu_before, machine_before = cpu_by_group(classify), machine_times()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         data = load(args.duration)
+        cpu_after, machine_after = cpu_by_group(classify), machine_times()
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if use_wrk:  # wrk has exited: its CPU time is in this process's reaped children
+            cpu_before["wrk"] = 0.0
+            cpu_after["wrk"] = (
+                children_after.ru_utime
+                + children_after.ru_stime
+                - children_before.ru_utime
+                - children_before.ru_stime
+            )
         with engine.begin() as conn:
             rows = conn.execute(select(func.count()).select_from(AutomationEvent)).scalar_one()
     finally:
         stop_server(proc)
-    return Result(name=name, rows=rows - warm_rows, **data)
+    result = Result(name=name, rows=rows - warm_rows, **data)
+    result.cpu = per_unit_ms(cpu_before, cpu_after, result.requests)
+    result.machine = machine_usage(machine_before, machine_after)
+    return result
+
+
+def server_groups(master_pid: int) -> Classifier:
+    """gunicorn (master and workers) as a group of its own."""
+
+    def classify(pid: int, ppid: int, comm: str) -> str | None:
+        if pid == master_pid or ppid == master_pid:
+            return "gunicorn"
+        return None
+
+    return classify
 
 
 def main() -> int:
@@ -418,6 +455,7 @@ def main() -> int:
             f"{res.rows} rows)",
             flush=True,
         )
+        print(f"{'':9}CPU ms/request: {res.cpu}; {res.machine}", flush=True)
         # rows may exceed the count by the requests in flight when the load generator stopped
         if res.rows < res.accepted:
             print(f"ERROR: {res.accepted} accepted but only {res.rows} rows", file=sys.stderr)

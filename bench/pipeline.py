@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 import redis  # noqa: E402
 from celery import Celery  # noqa: E402
+from proc_cpu import Classifier, cpu_by_group, per_unit_ms  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
@@ -141,39 +142,17 @@ def drained(r: Any) -> bool:
     return int(r.llen(QUEUE)) == 0 and int(r.hlen("unacked")) == 0
 
 
-TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+def worker_groups(worker_pids: list[int]) -> Classifier:
+    """The worker's main process and its pool children as two groups."""
 
-
-def cpu_by_group(worker_pids: list[int]) -> dict[str, float]:
-    """CPU seconds used so far, grouped: the worker's main process, its pool children,
-    PostgreSQL, Redis, everything else (Linux /proc; empty elsewhere)."""
-    groups: dict[str, float] = {}
-    proc = Path("/proc")
-    if not proc.exists():
-        return groups
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2 :].split()
-        ppid, utime, stime = int(fields[1]), int(fields[11]), int(fields[12])
-        pid = int(entry.name)
+    def classify(pid: int, ppid: int, comm: str) -> str | None:
         if pid in worker_pids:
-            group = "worker main"
-        elif ppid in worker_pids:
-            group = "worker pool"
-        elif comm.startswith("postgres"):
-            group = "postgres"
-        elif comm.startswith("redis"):
-            group = "redis"
-        else:
-            group = "other"
-        groups[group] = groups.get(group, 0.0) + (utime + stime) / TICKS
-    return groups
+            return "worker main"
+        if ppid in worker_pids:
+            return "worker pool"
+        return None
+
+    return classify
 
 
 def run_phase(
@@ -187,7 +166,7 @@ def run_phase(
 ) -> float:
     fill(app, task, ids)
     assert int(r.llen(QUEUE)) == len(ids), "queue not filled"
-    cpu_before = cpu_by_group(worker_pids)
+    cpu_before = cpu_by_group(worker_groups(worker_pids))
     start = time.perf_counter()
     app.control.add_consumer(QUEUE, reply=False)
     deadline = start + timeout
@@ -197,22 +176,10 @@ def run_phase(
         time.sleep(0.02)
     elapsed = time.perf_counter() - start
     app.control.cancel_consumer(QUEUE, reply=True, timeout=5)
-    cpu_after = cpu_by_group(worker_pids)
+    cpu_after = cpu_by_group(worker_groups(worker_pids))
     rate = len(ids) / elapsed
     print(f"{name:>10}: {len(ids)} tasks in {elapsed:.2f} s = {rate:,.0f} /s", flush=True)
-    if cpu_after:
-        per_task = {
-            g: (cpu_after.get(g, 0.0) - cpu_before.get(g, 0.0)) * 1000 / len(ids)
-            for g in sorted(cpu_after)
-            if g != "other"  # other tenants of the machine: too noisy to attribute
-        }
-        total = sum(per_task.values())
-        print(
-            f"{'':>12}CPU ms/task: "
-            + ", ".join(f"{g} {v:.2f}" for g, v in per_task.items())
-            + f" (total {total:.2f})",
-            flush=True,
-        )
+    print(f"{'':>12}CPU ms/task: {per_unit_ms(cpu_before, cpu_after, len(ids))}", flush=True)
     return rate
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     message_payload_max_bytes: int = Field(16_384, ge=256)
     db_pool_size: int = Field(5, ge=1, le=200)
     db_max_overflow: int = Field(5, ge=0, le=200)
+    #: server-side prepared statements for the pipeline's hot statements (PostgreSQL); turn
+    #: off behind a pooler in transaction mode (PgBouncer), see shared/db/prepared.py
+    db_prepared_statements: bool = True
     gateway_workers: int = Field(2, ge=1, le=64)
     gateway_threads: int = Field(8, ge=1, le=256)
     worker_concurrency: int = Field(0, ge=0, le=256)  # 0 = one per CPU

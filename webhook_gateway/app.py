@@ -29,7 +29,11 @@ def create_app(
     settings = settings or load_settings()
     app = Flask("webhook_gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the ingress enforces its own limit, streaming
-    engine = engine_from_settings(settings)
+    # No pre-ping on checkout (a round trip per webhook): after a database restart the first
+    # statement on a dead pooled connection fails, SQLAlchemy then recycles every older
+    # connection of the pool, and the ingress retries that request once; an API request
+    # that meets it answers 503 with Retry-After.
+    engine = engine_from_settings(settings, pool_pre_ping=False)
     app.extensions["automations"] = Gateway(
         settings=settings,
         clock=clock or system_clock,

@@ -14,7 +14,17 @@ from shared.models.enums import ChatStatus, ClientType, MessageRole
 class Chat(Base):
     __tablename__ = "chats"
     __table_args__ = (
-        Index("ix_chats_labels", "labels", postgresql_using="gin"),
+        # jsonb_path_ops: one entry per label key/value pair, so `labels @> :labels` (the only
+        # operator used on labels) is one small lookup. fastupdate off: new entries go into
+        # the index at once instead of a pending list that every lookup scans linearly and
+        # that makes the planner fall back to scanning the owner's chats.
+        Index(
+            "ix_chats_labels",
+            "labels",
+            postgresql_using="gin",
+            postgresql_ops={"labels": "jsonb_path_ops"},
+            postgresql_with={"fastupdate": "off"},
+        ),
         Index("ix_chats_automation_id", "automation_id"),
         Index(
             "ix_chats_owner_org_updated",

@@ -35,14 +35,40 @@ def _base_query(owner_id: Any, organization_id: Any) -> Select[Any]:
 
 
 def matching_chat_query(owner_id: Any, organization_id: Any, labels: Any) -> Select[Any]:
-    """PostgreSQL: ``SELECT id`` of the chat :func:`find_matching_chat` returns (JSONB
-    containment ``labels @> :labels``, served by the GIN index), to embed as a subquery.
-    Arguments are values or bind parameters."""
+    """PostgreSQL: ``SELECT id`` of the chat :func:`find_matching_chat` returns, to embed as a
+    subquery. Arguments are values or bind parameters.
+
+    Shaped so that the GIN index on ``labels`` (``@>``) finds the candidates: they come from
+    a subquery that only tests containment, fenced with ``OFFSET 0`` so PostgreSQL plans it
+    on its own, and owner, organization, archived and ordering are applied to its few rows.
+    Left to itself, with ``ORDER BY updated_at DESC LIMIT 1`` next to ``owner_id = …``,
+    PostgreSQL walks the owner's chats newest first betting on an early match; automations
+    usually share one owner, so a label set seen for the first time (every event that
+    creates a chat) scanned all of that owner's chats.
+    """
     wanted = dict(labels) if isinstance(labels, Mapping) else labels
-    return (
-        _base_query(owner_id, organization_id)
-        .with_only_columns(chats.c.id)
+    candidates = (
+        select(
+            chats.c.id,
+            chats.c.updated_at,
+            chats.c.owner_id,
+            chats.c.organization_id,
+            chats.c.archived,
+            chats.c.parent_chat_id,
+        )
         .where(type_coerce(chats.c.labels, JSONB).contains(wanted))
+        .offset(0)
+        .subquery("candidates")
+    )
+    return (
+        select(candidates.c.id)
+        .where(
+            candidates.c.owner_id == owner_id,
+            candidates.c.organization_id == organization_id,
+            candidates.c.archived.is_(False),
+            candidates.c.parent_chat_id.is_(None),
+        )
+        .order_by(candidates.c.updated_at.desc())
         .limit(1)
     )
 

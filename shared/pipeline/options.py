@@ -23,12 +23,19 @@ class PipelineOptions:
     ``pending`` again and the sweeper re-publishes it. Any later transaction that committed
     synchronously (the chat runner, the gateway) flushes the WAL up to and including ours, so
     nothing can durably depend on a lost outcome. The gateway's event insert is unaffected.
+
+    ``prepared_statements`` runs the PostgreSQL statements as server-side prepared statements
+    (:mod:`shared.db.prepared`), which saves planning them for every event.
     """
 
     message_payload_max_bytes: int = 16_384
     rate_window: timedelta = RATE_WINDOW
     synchronous_commit: bool = False
+    prepared_statements: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineOptions:
-        return cls(message_payload_max_bytes=settings.message_payload_max_bytes)
+        return cls(
+            message_payload_max_bytes=settings.message_payload_max_bytes,
+            prepared_statements=settings.db_prepared_statements,
+        )

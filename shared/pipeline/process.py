@@ -81,7 +81,7 @@ def _load(conn: Connection, event_id: uuid.UUID, options: PipelineOptions) -> Ro
     if conn.dialect.name != "postgresql":
         return conn.execute(sql.LOAD_SQLITE, {"event_id": event_id}).first()
     stmt = sql.LOAD_PG_SYNC if options.synchronous_commit else sql.LOAD_PG_ASYNC
-    return conn.execute(stmt, {"event_id": event_id}).first()
+    return sql.execute(conn, stmt, {"event_id": event_id}, options.prepared_statements).first()
 
 
 def _context(
@@ -89,6 +89,7 @@ def _context(
     ev: Row[Any],
     labels: dict[str, str],
     since: datetime | None,
+    prepared: bool,
 ) -> tuple[int, int, uuid.UUID | None]:
     """(created + continued, created, matched chat id) under the automation lock.
 
@@ -114,17 +115,18 @@ def _context(
     if since is None:
         if not labels:
             return 0, 0, None
-        return 0, 0, conn.execute(sql.CONTEXT_PG_MATCH, params).scalar()
+        return 0, 0, sql.execute(conn, sql.CONTEXT_PG_MATCH, params, prepared).scalar()
     if not labels:
-        row = conn.execute(sql.CONTEXT_PG_COUNTS, params).one()
+        row = sql.execute(conn, sql.CONTEXT_PG_COUNTS, params, prepared).one()
         return int(row[0]), int(row[1]), None
-    row = conn.execute(sql.CONTEXT_PG_COUNTS_MATCH, params).one()
+    row = sql.execute(conn, sql.CONTEXT_PG_COUNTS_MATCH, params, prepared).one()
     return int(row[0]), int(row[1]), row[2]
 
 
 def _finish(
     conn: Connection,
     clock: Clock,
+    options: PipelineOptions,
     event_id: uuid.UUID,
     status: EventStatus,
     *,
@@ -167,7 +169,7 @@ def _finish(
         stmt = sql.FINISH_CONTINUE_PG if pg else sql.FINISH
     else:
         stmt = sql.FINISH
-    conn.execute(stmt, params)
+    sql.execute(conn, stmt, params, options.prepared_statements)
     return Outcome(
         event_id=event_id,
         status=status,
@@ -195,9 +197,11 @@ def process_event(
 
     # 1. status lifecycle
     if ev.automation_status == AutomationStatus.DISABLED:
-        return _finish(conn, clock, event_id, EventStatus.FILTERED, error=DROPPED_DISABLED)
+        return _finish(conn, clock, options, event_id, EventStatus.FILTERED, error=DROPPED_DISABLED)
     if ev.trigger_type is None:
-        return _finish(conn, clock, event_id, EventStatus.FILTERED, error=DROPPED_TRIGGER_DELETED)
+        return _finish(
+            conn, clock, options, event_id, EventStatus.FILTERED, error=DROPPED_TRIGGER_DELETED
+        )
 
     document = ev.pending_payload if ev.pending_payload is not None else ev.payload
 
@@ -206,7 +210,9 @@ def process_event(
     if ev.trigger_type == TriggerType.WEBHOOK:
         filter_matched = filter_matches(ev.filter or {}, document)
         if not filter_matched:
-            return _finish(conn, clock, event_id, EventStatus.FILTERED, filter_matched=False)
+            return _finish(
+                conn, clock, options, event_id, EventStatus.FILTERED, filter_matched=False
+            )
 
     # 3. labels
     labels = resolve_labels(ev.label_paths or {}, document)
@@ -216,13 +222,17 @@ def process_event(
     preview = ev.automation_status == AutomationStatus.PREVIEW
     now = clock.now()
     messages, creates, matched = _context(
-        conn, ev, labels, None if preview else now - options.rate_window
+        conn,
+        ev,
+        labels,
+        None if preview else now - options.rate_window,
+        options.prepared_statements,
     )
 
     # 5. preview: record only
     if preview:
         return _finish(
-            conn, clock, event_id, EventStatus.PREVIEW, matched_chat_id=matched, **common
+            conn, clock, options, event_id, EventStatus.PREVIEW, matched_chat_id=matched, **common
         )
 
     # 6. rate limits
@@ -231,6 +241,7 @@ def process_event(
         return _finish(
             conn,
             clock,
+            options,
             event_id,
             EventStatus.RATE_LIMITED,
             matched_chat_id=matched,
@@ -241,7 +252,9 @@ def process_event(
         error = (
             f"chat creation rate limit exceeded: {creates}/{ev.max_chat_creates_per_hour} per hour"
         )
-        return _finish(conn, clock, event_id, EventStatus.RATE_LIMITED, error=error, **common)
+        return _finish(
+            conn, clock, options, event_id, EventStatus.RATE_LIMITED, error=error, **common
+        )
 
     # 7. message, then create or continue
     content = event_message(
@@ -258,6 +271,7 @@ def process_event(
         return _finish(
             conn,
             clock,
+            options,
             event_id,
             EventStatus.CONTINUED,
             touch={
@@ -287,6 +301,7 @@ def process_event(
     return _finish(
         conn,
         clock,
+        options,
         event_id,
         EventStatus.CREATED,
         chat=chat,

@@ -11,6 +11,9 @@ statements of this size). On PostgreSQL the statements are shaped for few round 
 * ``FINISH_*_PG``: the chat writes as data-modifying CTEs of the final event UPDATE.
 
 SQLite gets plain statements executed one by one (in-process: no round trips to save).
+
+On PostgreSQL :func:`execute` runs them as server-side prepared statements (planned once per
+connection) unless ``AUTOMATIONS_DB_PREPARED_STATEMENTS`` is off.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any
 
 from sqlalchemy import JSON, bindparam, case, func, null, select, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql import Select, Update
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.sql import Executable, Select, Update
 
+from shared.db.prepared import PreparedStatement
 from shared.models.enums import EventStatus
 from shared.pipeline.locks import automation_lock
 from shared.pipeline.matching import matching_chat_query
@@ -179,3 +184,29 @@ def _combined(*writes: Any) -> Update:
 
 FINISH_CREATE_PG = _combined(INSERT_CHAT, INSERT_MESSAGE)
 FINISH_CONTINUE_PG = _combined(TOUCH_CHAT, INSERT_MESSAGE)
+
+
+_PREPARED: dict[Any, PreparedStatement] = {
+    stmt: PreparedStatement(f"automations_pipeline_{name}", stmt)
+    for name, stmt in (
+        ("load_sync", LOAD_PG_SYNC),
+        ("load_async", LOAD_PG_ASYNC),
+        ("context_counts_match", CONTEXT_PG_COUNTS_MATCH),
+        ("context_counts", CONTEXT_PG_COUNTS),
+        ("context_match", CONTEXT_PG_MATCH),
+        ("finish", FINISH),
+        ("finish_create", FINISH_CREATE_PG),
+        ("finish_continue", FINISH_CONTINUE_PG),
+    )
+}
+
+
+def execute(
+    conn: Connection, stmt: Executable, params: dict[str, Any], prepared: bool
+) -> CursorResult[Any]:
+    """``conn.execute(stmt, params)``, as a prepared statement where that applies."""
+    if prepared and conn.dialect.name == "postgresql":
+        ps = _PREPARED.get(stmt)
+        if ps is not None:
+            return ps(conn, params)
+    return conn.execute(stmt, params)

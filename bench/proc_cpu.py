@@ -1,0 +1,81 @@
+"""CPU seconds by process group, from /proc (Linux; empty elsewhere), for the benchmarks'
+"CPU ms per request" lines."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+#: (pid, parent pid, command name) -> group name, or None for "other"
+Classifier = Callable[[int, int, str], str | None]
+
+
+def _group_by_service(pid: int, ppid: int, comm: str) -> str | None:
+    if comm.startswith("postgres"):
+        return "postgres"
+    if comm.startswith("redis"):
+        return "redis"
+    return None
+
+
+def cpu_by_group(classify: Classifier) -> dict[str, float]:
+    """CPU seconds used so far by every process, summed per group: ``classify`` names the
+    group of a process, else PostgreSQL and Redis processes are grouped by name and the rest
+    is ``other``."""
+    groups: dict[str, float] = {}
+    proc = Path("/proc")
+    if not proc.exists():
+        return groups
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        pid, ppid = int(entry.name), int(fields[1])
+        utime, stime = int(fields[11]), int(fields[12])
+        group = classify(pid, ppid, comm) or _group_by_service(pid, ppid, comm) or "other"
+        groups[group] = groups.get(group, 0.0) + (utime + stime) / TICKS
+    return groups
+
+
+def per_unit_ms(before: dict[str, float], after: dict[str, float], units: int) -> str:
+    """``group x.xx, …  (total y.yy)`` in CPU milliseconds per unit of work, leaving out
+    ``other`` (the machine's other tenants: too noisy to attribute)."""
+    if not after or not units:
+        return "n/a (no /proc)"
+    per = {
+        g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1000 / units
+        for g in sorted(after)
+        if g != "other"
+    }
+    body = ", ".join(f"{g} {v:.2f}" for g, v in per.items())
+    return f"{body} (total {sum(per.values()):.2f})"
+
+
+def machine_times() -> tuple[float, float, float]:
+    """(busy, steal, total) jiffies of all CPUs so far, from /proc/stat (zeros elsewhere)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0, 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    steal = fields[7] if len(fields) > 7 else 0
+    total = sum(fields[:8])
+    return float(total - idle - steal), float(steal), float(total)
+
+
+def machine_usage(before: tuple[float, float, float], after: tuple[float, float, float]) -> str:
+    """``CPUs busy x % (steal y %)`` between two :func:`machine_times` readings."""
+    total = after[2] - before[2]
+    if total <= 0:
+        return "n/a"
+    busy = (after[0] - before[0]) / total * 100
+    steal = (after[1] - before[1]) / total * 100
+    return f"all CPUs busy {busy:.0f} %, stolen by the hypervisor {steal:.0f} %"
