@@ -1,7 +1,7 @@
 """Baseline for bench/ingest.py: the least a webhook endpoint can do on the same stack.
 
-Flask under the same gunicorn settings, the same SQLAlchemy engine settings as the gateway
-(no pre-ping, the insert in autocommit mode); per request it only verifies the GitHub HMAC of
+Flask under the same gunicorn settings, the same SQLAlchemy engine settings as the gateway's
+ingest path (no pre-ping, autocommit); per request it only verifies the GitHub HMAC of
 the raw body and inserts one row (the body as JSON) into ``automation_events``. No trigger
 lookup, dedup, payload handling, broker, metrics or logs.
 
@@ -22,7 +22,9 @@ from sqlalchemy import text
 from shared.db.engine import make_engine
 
 app = Flask("bare")
-_engine = make_engine(os.environ["BENCH_DATABASE_URL"], pool_pre_ping=False)
+_engine = make_engine(
+    os.environ["BENCH_DATABASE_URL"], pool_pre_ping=False, isolation_level="AUTOCOMMIT"
+)
 _secret = os.environ["BENCH_SECRET"].encode()
 _automation_id = os.environ["BENCH_AUTOMATION_ID"]
 _trigger_id = os.environ["BENCH_TRIGGER_ID"]
@@ -46,7 +48,7 @@ def hook() -> Response:
         return Response('{"error":"invalid_signature"}', 401, mimetype="application/json")
     event_id = str(uuid.uuid4())
     with _engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+        conn.execute(
             _INSERT,
             {
                 "id": event_id,

@@ -34,12 +34,18 @@ def create_app(
     # connection of the pool, and the ingress retries that request once; an API request
     # that meets it answers 503 with Retry-After.
     engine = engine_from_settings(settings, pool_pre_ping=False)
+    ingest_engine = (
+        engine
+        if engine.dialect.name == "sqlite"
+        else engine_from_settings(settings, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    )
     app.extensions["automations"] = Gateway(
         settings=settings,
         clock=clock or system_clock,
         engine=engine,
         session_factory=make_session_factory(engine),
         celery=celery or create_celery(settings, include_tasks=False),
+        ingest_engine=ingest_engine,
     )
 
     from webhook_gateway import access_log, health, ingress, metrics

@@ -17,9 +17,21 @@ from shared.config import Settings
 class Gateway:
     settings: Settings
     clock: Clock
+    #: transactional: the management API, health checks, bad-signature records
     engine: Engine
     session_factory: sessionmaker[Session]
     celery: Celery
+    #: the webhook hot path (trigger lookups, event inserts): on PostgreSQL a pool of its own
+    #: in autocommit mode, so each single-statement write commits as it returns, without
+    #: BEGIN and COMMIT round trips or switching a connection's mode per request; on SQLite
+    #: the same engine as ``engine``.
+    ingest_engine: Engine
+
+    def dispose(self) -> None:
+        """Close every pooled database connection (tests, shutdown)."""
+        self.engine.dispose()
+        if self.ingest_engine is not self.engine:
+            self.ingest_engine.dispose()
 
 
 def gateway() -> Gateway:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -126,10 +126,15 @@ def _is_db_unavailable(exc: SQLAlchemyError) -> bool:
 
 def _read_body(limit: int) -> bytes:
     """The raw body, never buffering more than ``limit + 1`` bytes."""
-    length = request.content_length
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    length = req.content_length
     if length is not None and length > limit:
         raise _too_large(limit)
-    stream = request.stream
+    stream = req.stream
+    if length is not None:
+        # the common case: one read of exactly the announced length (werkzeug's stream
+        # stops at Content-Length, so a short body just returns fewer bytes)
+        return stream.read(length) if length else b""
     parts: list[bytes] = []
     total = 0
     while True:
@@ -160,38 +165,45 @@ def _describe(exc: BaseException) -> str:
 
 
 class _Db:
-    """The request's Core connection, checked out only when first needed: a cached trigger
-    answered with 404 or 202 ignored never touches the pool. Not an ORM session: the ingress
-    runs only Core statements and the session's bookkeeping shows at this request rate."""
+    """The request's Core connections, checked out only when first needed: a cached trigger
+    answered with 404 or 202 ignored never touches a pool. Not an ORM session: the ingress
+    runs only Core statements and the session's bookkeeping shows at this request rate.
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._conn: Connection | None = None
+    ``ingest()`` is the hot path's connection (autocommit on PostgreSQL, see
+    :class:`~webhook_gateway.context.Gateway`); ``transactional()`` is for the rare
+    multi-statement write (a bad signature). On SQLite both are one connection.
+    """
 
-    def __call__(self) -> Connection:
-        if self._conn is None:
-            self._conn = self._engine.connect()
-        return self._conn
+    def __init__(self, gw: Gateway) -> None:
+        self._engines = (gw.ingest_engine, gw.engine)
+        self._conns: list[Connection | None] = [None, None]
 
-    def autocommit(self) -> Connection:
-        """The connection in autocommit mode, for the single statement that records an
-        accepted event: it commits as it returns (one round trip instead of BEGIN, INSERT
-        and COMMIT). A trigger lookup's read-only transaction is ended first."""
-        conn = self()
-        if conn.in_transaction():
-            conn.rollback()
-        return conn.execution_options(isolation_level="AUTOCOMMIT")
+    def _get(self, i: int) -> Connection:
+        if self._engines[0] is self._engines[1]:
+            i = 0
+        conn = self._conns[i]
+        if conn is None:
+            conn = self._conns[i] = self._engines[i].connect()
+        return conn
+
+    def ingest(self) -> Connection:
+        return self._get(0)
+
+    def transactional(self) -> Connection:
+        return self._get(1)
 
     def rollback(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.rollback()
-            except Exception:  # the connection is gone; closing it discards it
-                pass
+        for conn in self._conns:
+            if conn is not None:
+                try:
+                    conn.rollback()
+                except Exception:  # the connection is gone; closing it discards it
+                    pass
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        for conn in self._conns:
+            if conn is not None:
+                conn.close()
 
 
 def _reject_signature(
@@ -203,8 +215,9 @@ def _reject_signature(
         "_original_size": size,
     }
     try:
-        record_bad_signature(db(), gw.clock, trigger, details)
-        db().commit()
+        conn = db.transactional()
+        record_bad_signature(conn, gw.clock, trigger, details)
+        conn.commit()
     except SQLAlchemyError as exc:
         db.rollback()
         # the answer is still 401: the request is unauthenticated either way
@@ -236,7 +249,7 @@ def _handle(
         raise _not_found()
     hit, trigger = state.triggers.get(trigger_id)
     if not hit:
-        trigger = load_trigger(db(), state.keyring, trigger_id)
+        trigger = load_trigger(db.ingest(), state.keyring, trigger_id)
         state.triggers.put(trigger_id, trigger)
     if trigger is None or not trigger.is_webhook:
         raise _not_found()
@@ -248,16 +261,16 @@ def _handle(
             "the operator must fix AUTOMATIONS_ENCRYPTION_KEYS"
         )
 
-    headers = {name.lower(): value for name, value in request.headers.items()}
+    headers = {name.lower(): value for name, value in request.headers.items()}  # one copy
     now = gw.clock.now()
     verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
     if verdict is not Verdict.OK:
         return _reject_signature(gw, db, trigger, verdict, len(body))
 
     payload = prepare_payload(body, gw.settings.stored_payload_max_bytes)
-    conn = db.autocommit()
+    conn = db.ingest()
     recorded = record_event(conn, gw.clock, trigger, delivery_id_from(headers), payload)
-    conn.commit()  # a no-op in autocommit mode; kept so the code reads the same either way
+    conn.commit()  # SQLite; a no-op in autocommit mode
     if recorded.duplicate:
         return _Outcome(
             "duplicate", _json(202, {"event_id": str(recorded.event_id), "duplicate": True})
@@ -274,7 +287,7 @@ def _internal_error() -> _Outcome:
 def receive_webhook(trigger_id: str) -> Response:
     started = time.perf_counter()
     gw = gateway()
-    db = _Db(gw.engine)
+    db = _Db(gw)
     try:
         body = _read_body(gw.settings.max_body_bytes)
         set_outcome("", body_size=len(body))
@@ -289,7 +302,7 @@ def receive_webhook(trigger_id: str) -> Response:
             # the commit went through, the delivery id finds it), so try once more.
             db.rollback()
             db.close()
-            db = _Db(gw.engine)
+            db = _Db(gw)
             result = _handle(gw, _state(), trigger_id, db, body)
     except _Outcome as short:
         result = short

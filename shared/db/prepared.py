@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, column, text
 from sqlalchemy.dialects.postgresql import psycopg2 as pg_psycopg2
 from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.exc import CompileError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 from sqlalchemy.sql.selectable import TextualSelect
@@ -50,28 +51,38 @@ class PreparedStatement:
             raise ValueError("statement did not compile to positional parameters")
         binds = compiled.binds
 
-        # Constants the statement carries (literals, LIMIT 1, IN lists of enum values) are
-        # written into the prepared text: a generic plan must see them, e.g. to prove that a
-        # partial index's predicate holds or that the LIMIT is 1. Only real parameters
-        # remain $n, renumbered in order.
+        # Constants the statement carries (anonymous binds: literals, LIMIT 1, IN lists of
+        # enum values) are written into the prepared text: a generic plan must see them, e.g.
+        # to prove that a partial index's predicate holds or that the LIMIT is 1. The rest
+        # remain $n, renumbered in order: named parameters (a value given to a named
+        # bindparam is a default the caller may override) and constants that have no SQL
+        # literal form (None, which a JSON column stores as 'null', and values a type cannot
+        # render), which EXECUTE then passes with their value.
         numbered = [key for key in compiled.positiontup if not binds[key].expanding]
         order: list[str] = []
 
-        def literal(key: str) -> str:
-            return compiled.render_literal_value(binds[key].value, binds[key].type)
+        def inlined(key: str) -> str | None:
+            bind = binds[key]
+            if not bind.unique or bind.value is None or callable(bind.value):
+                return None
+            try:
+                return compiled.render_literal_value(bind.value, bind.type)
+            except CompileError:
+                return None
 
         def dollar(match: re.Match[str]) -> str:
             key = numbered[int(match.group(1)) - 1]
-            if not binds[key].required and binds[key].value is not None:
-                return literal(key)
+            literal = inlined(key)
+            if literal is not None:
+                return literal
             order.append(key)
             return f"${len(order)}"
 
         def expanded(match: re.Match[str]) -> str:
             key = match.group(1)
             values = binds[key].value
-            if binds[key].required or not values:
-                raise ValueError(f"{name}: IN parameter {key!r} must be a list of constants")
+            if not binds[key].unique or not values:
+                raise ValueError(f"{name}: IN over {key!r} must be a non-empty list of constants")
             return ", ".join(compiled.render_literal_value(v, binds[key].type) for v in values)
 
         sql = _POSTCOMPILE.sub(expanded, compiled.string)
@@ -83,7 +94,12 @@ class PreparedStatement:
         # EXECUTE name(:p, :q, …): each parameter typed as in the original statement
         arguments = f"({', '.join(f':{key}' for key in order)})" if order else ""
         clause = text(f"EXECUTE {name}{arguments}").bindparams(
-            *(bindparam(key, type_=binds[key].type) for key in dict.fromkeys(order))
+            *(
+                bindparam(key, binds[key].value, type_=binds[key].type)
+                if not binds[key].required
+                else bindparam(key, type_=binds[key].type)
+                for key in dict.fromkeys(order)
+            )
         )
         self._execute: TextClause | TextualSelect = clause
         selected = getattr(statement, "selected_columns", None)
@@ -97,13 +113,11 @@ class PreparedStatement:
         """Execute on ``conn`` (preparing it there first if this connection has not yet)."""
         prepared: set[str] = conn.connection.info.setdefault(_INFO_KEY, set())
         if self.name not in prepared:
-            # the raw DBAPI cursor: no parameter interpolation of the SQL text. PREPARE is not
-            # transactional, so a later rollback keeps it; the info dict is cleared when the
-            # pool replaces the connection, so a new session is prepared again.
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(self.prepare_sql)
-            finally:
-                cursor.close()
+            # Through SQLAlchemy, so that a dead connection is detected, invalidated and
+            # reported like any statement's failure; no_parameters: the text is not
+            # interpolated. PREPARE is not transactional, so a later rollback keeps it; the
+            # info dict is cleared when the pool replaces the connection, so a new session
+            # is prepared again.
+            conn.exec_driver_sql(self.prepare_sql, execution_options={"no_parameters": True})
             prepared.add(self.name)
         return conn.execute(self._execute, params)

@@ -146,7 +146,7 @@ def record_event(
         "trigger_id": trigger.trigger_id,
         "received_at": clock.now(),
         "delivery_id": delivery_id,
-        "payload": _json_value(payload.stored),
+        "payload": _json_value(payload.column_value),
         "pending_payload": _json_value(payload.pending) if payload.truncated else None,
         "status": EventStatus.PENDING,
         "occurrences": 1,

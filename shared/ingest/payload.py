@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 __all__ = ["MAX_STORED_DEPTH", "NOT_JSON_NOTE", "PreparedPayload", "prepare_payload"]
 
@@ -31,18 +32,57 @@ _REPLACEMENT = "\ufffd"
 _UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 
-@dataclass(frozen=True)
+_UNPARSED: Any = object()
+
+
 class PreparedPayload:
-    #: what goes into ``automation_events.payload``
-    stored: Any
-    #: the whole value when ``stored`` was truncated, else None
-    pending: Any
-    original_size: int
-    is_json: bool
+    """What goes into ``automation_events.payload`` (``stored``) and, when that was
+    truncated, ``pending_payload`` (``pending``).
+
+    A body that is already storable JSON is not parsed and re-serialised for the insert:
+    ``column_value`` hands the body's own text to the JSON column (``orjson.Fragment``), and
+    ``stored`` parses it only if someone asks.
+    """
+
+    __slots__ = ("_raw", "_stored", "is_json", "original_size", "pending")
+
+    def __init__(
+        self,
+        stored: Any,
+        pending: Any,
+        original_size: int,
+        is_json: bool,
+        raw: bytes | None = None,
+    ) -> None:
+        self._stored = stored
+        self._raw = raw
+        self.pending = pending
+        self.original_size = original_size
+        self.is_json = is_json
+
+    @property
+    def stored(self) -> Any:
+        if self._stored is _UNPARSED:
+            assert self._raw is not None
+            self._stored = _parse_json(self._raw)[1]
+        return self._stored
+
+    @property
+    def column_value(self) -> Any:
+        """``stored`` as the JSON column's serialiser takes it."""
+        if self._stored is _UNPARSED and self._raw is not None:
+            return orjson.Fragment(self._raw)
+        return self.stored
 
     @property
     def truncated(self) -> bool:
         return self.pending is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"PreparedPayload(original_size={self.original_size}, is_json={self.is_json}, "
+            f"truncated={self.truncated})"
+        )
 
 
 def _reject_constant(name: str) -> Any:
@@ -74,6 +114,8 @@ def _parse_json(body: bytes) -> tuple[bool, Any]:
 def _may_hold_unstorable_chars(body: bytes) -> bool:
     """NUL and lone surrogates can only reach a parsed value through ``\\u`` escapes (raw
     control characters are not valid JSON, raw surrogates not valid UTF-8)."""
+    if b"\\u" not in body:  # one scan settles the usual body, which has no escapes at all
+        return False
     return b"\\u0000" in body or b"\\ud" in body or b"\\uD" in body
 
 
@@ -107,7 +149,25 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _storable_as_is(body: bytes) -> bool:
+    """True when the body's own text can go into the jsonb column unchanged: strict JSON
+    (orjson: valid UTF-8, no NaN or Infinity, no number that overflows a double, no lone
+    surrogate), no ``\u0000`` or surrogate escapes, and too few brackets to nest deeper
+    than :data:`MAX_STORED_DEPTH`. orjson's value is only a check here; integers beyond 64
+    bits stay exact because the database parses the text itself."""
+    if _may_hold_unstorable_chars(body) or body.count(b"[") + body.count(b"{") > MAX_STORED_DEPTH:
+        return False
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 def prepare_payload(body: bytes, stored_max_bytes: int) -> PreparedPayload:
+    size = len(body)
+    if size <= stored_max_bytes and _storable_as_is(body):
+        return PreparedPayload(_UNPARSED, None, size, True, raw=body)
     is_json, value = _parse_json(body)
     if is_json and body.count(b"[") + body.count(b"{") > MAX_STORED_DEPTH and _too_deep(value):
         is_json, value = False, None
@@ -117,7 +177,6 @@ def prepare_payload(body: bytes, stored_max_bytes: int) -> PreparedPayload:
     else:
         text = body.decode("utf-8", errors="replace").replace(_NUL, _REPLACEMENT)
         value = {"_raw_body": text, "_content_note": NOT_JSON_NOTE}
-    size = len(body)
     if size > stored_max_bytes:
         return PreparedPayload(
             stored={"_truncated": True, "_original_size": size},

@@ -47,7 +47,7 @@ def api_app(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
     )
     app = create_app(settings)
     yield app
-    app.extensions["automations"].engine.dispose()
+    app.extensions["automations"].dispose()
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 from shared.db import migrate
 from shared.db.base import metadata
@@ -45,3 +45,41 @@ def test_upgrade_downgrade_upgrade_on_sqlite(tmp_path: object) -> None:
     migrate.downgrade(url, "base")
     migrate.upgrade(url)
     migrate.check(url)
+
+
+def test_large_text_columns_compress_with_lz4_on_postgres(pg_engine: Engine) -> None:
+    """Migration 0004: the columns written on every event use lz4 where the server has it."""
+    with pg_engine.connect() as conn:
+        available = conn.exec_driver_sql(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        ).scalar()
+        rows = conn.exec_driver_sql(
+            "SELECT attrelid::regclass::text || '.' || attname, attcompression FROM pg_attribute"
+            " WHERE (attrelid = 'automation_events'::regclass"
+            "        AND attname IN ('payload', 'pending_payload'))"
+            "    OR (attrelid = 'chat_messages'::regclass AND attname = 'content')"
+        ).all()
+    expected = "l" if available else ""
+    assert dict(rows) == {
+        "automation_events.payload": expected,
+        "automation_events.pending_payload": expected,
+        "chat_messages.content": expected,
+    }
+
+
+def test_round_trip_restores_default_compression_on_postgres(pg_base_url: str) -> None:
+    from tests.conftest import _run_token
+    from tests.harness.services import drop_pg_database, fresh_pg_database
+
+    url = fresh_pg_database(pg_base_url, f"test_ca_{_run_token()}_lz4")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0003")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        compression = conn.exec_driver_sql(
+            "SELECT attcompression FROM pg_attribute"
+            " WHERE attrelid = 'chat_messages'::regclass AND attname = 'content'"
+        ).scalar()
+    engine.dispose()
+    drop_pg_database(url)
+    assert compression == ""

@@ -24,6 +24,7 @@ from shared.models import AutomationEvent, AutomationStatus, AutomationTrigger
 from shared.webhooks.signatures import sign_github, sign_standard
 from tests import factories
 from webhook_gateway.app import create_app
+from webhook_gateway.context import Gateway
 
 SECRET = "c0ffee" * 10 + "beef"  # 64 hex characters
 assert len(SECRET) == 64
@@ -148,6 +149,7 @@ def make_gateway(
     pg_committed: str, redis_url: str, tmp_path: Path, clock: FrozenClock
 ) -> Iterator[GatewayFactory]:
     engines: list[Engine] = []
+    gateways: list[Gateway] = []
 
     def build(**overrides: Any) -> GatewayHarness:
         values: dict[str, Any] = {
@@ -160,12 +162,14 @@ def make_gateway(
         app = create_app(settings, clock=clock)
         engine = make_engine(pg_committed)
         engines.append(engine)
-        engines.append(app.extensions["automations"].engine)
+        gateways.append(app.extensions["automations"])
         return GatewayHarness(app, app.test_client(), clock, engine, settings)
 
     yield build
     for engine in engines:
         engine.dispose()
+    for gw in gateways:
+        gw.dispose()
 
 
 @pytest.fixture

@@ -153,4 +153,4 @@ def test_embedded_mode_on_sqlite(tmp_path: Path, clock: FrozenClock) -> None:
             message.ack()
     finally:
         engine.dispose()
-        app.extensions["automations"].engine.dispose()
+        app.extensions["automations"].dispose()

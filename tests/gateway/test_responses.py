@@ -174,7 +174,9 @@ def test_database_lost_after_the_lookup_is_503(gw: GatewayHarness) -> None:
     from shared.db.engine import engine_from_settings, make_session_factory
 
     gateway.engine.dispose()
+    gateway.ingest_engine.dispose()
     gateway.engine = engine_from_settings(dead)
+    gateway.ingest_engine = engine_from_settings(dead, isolation_level="AUTOCOMMIT")
     gateway.session_factory = make_session_factory(gateway.engine)
     resp = gw.post(tid, delivery_id="lost")
     assert resp.status_code == 503

@@ -1,0 +1,357 @@
+"""The chat match on PostgreSQL: the GIN index on ``chats.labels`` serves it (with fresh or
+analysed statistics, and as a prepared statement's generic plan), and what it returns is
+unchanged, with and without server-side prepared statements."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from shared.clock import FrozenClock
+from shared.db.prepared import PreparedStatement
+from shared.models import (
+    Automation,
+    AutomationStatus,
+    AutomationTrigger,
+    Chat,
+    EventStatus,
+    User,
+)
+from shared.pipeline import Outcome, PipelineOptions, process_event
+from shared.pipeline import statements as sql
+from shared.pipeline.matching import find_matching_chat, matching_chat_query
+from shared.pipeline.tables import chats
+from tests import factories as f
+
+pytestmark = pytest.mark.postgres
+
+CHATS = 3000
+WANTED = {"repo": "acme/r-17", "kind": "User"}
+INDEX = "ix_chats_labels"
+
+
+def _owner_with_many_chats(session: Session, clock: FrozenClock) -> tuple[User, uuid.UUID]:
+    """An owner holding ``CHATS`` root chats, newest first by index; returns the owner and
+    the id of the one labelled ``WANTED``."""
+    org = f.org(session, clock)
+    owner = f.user(session, clock, org)
+    now = clock.now()
+    ids = [uuid.uuid4() for _ in range(CHATS)]
+    rows: list[dict[str, Any]] = [
+        {
+            "id": ids[i],
+            "owner_id": owner.id,
+            "organization_id": org.id,
+            "title": f"chat {i}",
+            "status": "waiting",
+            "labels": {"repo": f"acme/r-{i}", "kind": "User"},
+            "archived": False,
+            "pin_order": 0,
+            "client_type": "api",
+            "created_at": now - timedelta(seconds=i),
+            "updated_at": now - timedelta(seconds=i),
+        }
+        for i in range(CHATS)
+    ]
+    session.connection().execute(insert(chats), rows)
+    return owner, ids[int(WANTED["repo"].rsplit("-", 1)[1])]
+
+
+def _last_statement(conn: Connection, run: Callable[[], Any]) -> tuple[str, Any]:
+    """The SQL text and parameters ``run`` sent last, exactly as the driver received them."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        _conn, _cursor, statement, parameters, _context, _many = args
+        sent.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", capture)
+    try:
+        run()
+    finally:
+        event.remove(conn, "before_cursor_execute", capture)
+    return sent[-1]
+
+
+def _explain(conn: Connection, run: Callable[[], Any]) -> str:
+    statement, parameters = _last_statement(conn, run)
+    return "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
+
+
+def _statement_stats(conn: Connection, name: str) -> tuple[int, int]:
+    row = conn.execute(
+        text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = :n"),
+        {"n": name},
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+def test_match_uses_the_labels_index_before_and_after_analyze(
+    pg_session: Session, clock: FrozenClock
+) -> None:
+    owner, wanted = _owner_with_many_chats(pg_session, clock)
+    org_id = owner.memberships[0].organization_id
+    conn = pg_session.connection()
+    query = matching_chat_query(owner.id, org_id, WANTED)
+
+    def run() -> None:
+        assert conn.execute(query).scalar_one() == wanted
+
+    # statistics as they are right after a bulk insert (nobody analysed these rows)
+    before = _explain(conn, run)
+    assert INDEX in before, before
+    # ANALYZE in this transaction is rolled back with it
+    conn.exec_driver_sql("ANALYZE chats")
+    after = _explain(conn, run)
+    assert INDEX in after, after
+    # the owner's index walk (newest first, filtering labels) is what this shape avoids
+    assert "ix_chats_owner_org_updated" not in after
+
+
+@pytest.mark.parametrize("analyze", [False, True], ids=["fresh", "analyzed"])
+def test_prepared_match_uses_the_labels_index_in_its_generic_plan(
+    pg_session: Session, clock: FrozenClock, analyze: bool
+) -> None:
+    owner, wanted = _owner_with_many_chats(pg_session, clock)
+    conn = pg_session.connection()
+    if analyze:
+        conn.exec_driver_sql("ANALYZE chats")
+    # the pipeline's statement under a name of this test's own (pooled connections may have
+    # prepared and planned the pipeline's name in earlier tests)
+    ps = PreparedStatement(f"test_match_{uuid.uuid4().hex[:12]}", sql.CONTEXT_PG_MATCH)
+    params = {
+        "owner_id": owner.id,
+        "organization_id": owner.memberships[0].organization_id,
+        "labels": WANTED,
+    }
+    try:
+        for _ in range(6):  # PostgreSQL considers a generic plan from the sixth execution on
+            assert ps(conn, params).scalar_one() == wanted
+        generic, _custom = _statement_stats(conn, ps.name)
+        assert generic >= 1  # it did switch to the generic plan
+
+        plan = _explain(conn, lambda: ps(conn, params).scalar_one())
+        assert _statement_stats(conn, ps.name)[0] == generic + 2  # both runs were generic
+        assert "$1" in plan  # parameters, not values: a generic plan
+        assert INDEX in plan, plan
+
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        forced = _explain(conn, lambda: ps(conn, params).scalar_one())
+        assert INDEX in forced, forced
+    finally:
+        conn.exec_driver_sql(f"DEALLOCATE {ps.name}")
+
+
+def test_labels_index_is_path_ops_without_a_pending_list(pg_session: Session) -> None:
+    indexdef = pg_session.execute(
+        text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": INDEX}
+    ).scalar_one()
+    assert "USING gin (labels jsonb_path_ops)" in indexdef
+    assert re.search(r"fastupdate\s*=\s*'?off'?", indexdef), indexdef
+
+
+# --- behaviour -----------------------------------------------------------------------------------
+
+
+def _chat(
+    session: Session,
+    clock: FrozenClock,
+    owner: User,
+    org_id: uuid.UUID,
+    minutes: int,
+    labels: dict[str, Any],
+    **kw: Any,
+) -> Chat:
+    when = clock.now() - timedelta(hours=5) + timedelta(minutes=minutes)
+    return f.chat(
+        session, clock, owner, org_id, labels=labels, created_at=when, updated_at=when, **kw
+    )
+
+
+def test_find_matching_chat_among_many_and_what_it_never_returns(
+    pg_session: Session, clock: FrozenClock
+) -> None:
+    owner, wanted = _owner_with_many_chats(pg_session, clock)
+    org_id = owner.memberships[0].organization_id
+    assert find_matching_chat(pg_session, owner.id, org_id, WANTED) == wanted
+    assert find_matching_chat(pg_session, owner.id, org_id, {"repo": "acme/r-17"}) == wanted
+    assert find_matching_chat(pg_session, owner.id, org_id, {"repo": "acme/r-x"}) is None
+    assert find_matching_chat(pg_session, owner.id, org_id, {}) is None
+
+    # newer chats with the same labels that must never be returned: archived, a child,
+    # another owner's in the same organization, the owner's in another organization
+    future = clock.now() + timedelta(hours=1)
+    at = {"created_at": future, "updated_at": future}
+    archived = f.chat(pg_session, clock, owner, org_id, labels=WANTED, archived=True, **at)
+    f.chat(
+        pg_session,
+        clock,
+        owner,
+        org_id,
+        labels=WANTED,
+        parent_chat_id=wanted,
+        root_chat_id=wanted,
+        **at,
+    )
+    f.chat(pg_session, clock, f.user(pg_session, clock), org_id, labels=WANTED, **at)
+    f.chat(pg_session, clock, owner, f.org(pg_session, clock).id, labels=WANTED, **at)
+    assert find_matching_chat(pg_session, owner.id, org_id, WANTED) == wanted
+
+    # the newest matching root chat wins; more labels on the chat are fine
+    earlier = future - timedelta(minutes=1)
+    newer = f.chat(
+        pg_session,
+        clock,
+        owner,
+        org_id,
+        labels={**WANTED, "extra": "x"},
+        created_at=earlier,
+        updated_at=earlier,
+    )
+    assert find_matching_chat(pg_session, owner.id, org_id, WANTED) == newer.id
+    # un-archived, the archived one is the newest
+    pg_session.execute(chats.update().where(chats.c.id == archived.id).values(archived=False))
+    assert find_matching_chat(pg_session, owner.id, org_id, WANTED) == archived.id
+    # only exact string values match
+    assert find_matching_chat(pg_session, owner.id, org_id, {"repo": "acme/R-17"}) is None
+
+
+def _scenario(session: Session, clock: FrozenClock) -> dict[str, Any]:
+    """An active and a preview automation of one owner with chats to match, and their events
+    (created in this order, received one second apart)."""
+    auto = f.automation(session, clock, instructions="Triage.", max_chat_creates_per_hour=2)
+    owner = session.get(User, auto.owner_id)
+    assert owner is not None
+    org_id = auto.organization_id
+    preview = f.automation(
+        session, clock, owner=owner, organization_id=org_id, status=AutomationStatus.PREVIEW
+    )
+    paths = {"repo": "repository.full_name", "pr": "number"}
+    trig = f.webhook_trigger(session, clock, auto, label_paths=paths)
+    preview_trig = f.webhook_trigger(session, clock, preview, label_paths=paths)
+
+    chats_: dict[str, uuid.UUID] = {}
+    older = _chat(session, clock, owner, org_id, 1, {"repo": "acme/api", "pr": "1"})
+    chats_["older"] = older.id
+    chats_["expected"] = _chat(
+        session, clock, owner, org_id, 2, {"repo": "acme/api", "pr": "1", "extra": "x"}
+    ).id
+    _chat(session, clock, owner, org_id, 3, {"repo": "acme/api", "pr": "1"}, archived=True)
+    _chat(
+        session,
+        clock,
+        owner,
+        org_id,
+        4,
+        {"repo": "acme/api", "pr": "1"},
+        parent_chat_id=older.id,
+        root_chat_id=older.id,
+    )
+    _chat(session, clock, f.user(session, clock), org_id, 5, {"repo": "acme/api", "pr": "2"})
+    _chat(session, clock, owner, f.org(session, clock).id, 6, {"repo": "acme/api", "pr": "3"})
+    _chat(session, clock, owner, org_id, 7, {"repo": "acme/api", "pr": 4})  # not a string
+
+    def doc(pr: int | None) -> dict[str, Any]:
+        d: dict[str, Any] = {"repository": {"full_name": "acme/api"}}
+        if pr is not None:
+            d["number"] = pr
+        return d
+
+    plan: list[tuple[Automation, AutomationTrigger, dict[str, Any]]] = [
+        (auto, trig, doc(1)),  # continues "expected"
+        (auto, trig, doc(2)),  # only another owner's chat: creates
+        (auto, trig, doc(2)),  # continues the chat the previous one created
+        (auto, trig, doc(3)),  # only another organization's chat: creates
+        (auto, trig, doc(4)),  # only a non-string label: would create, over the limit
+        (auto, trig, doc(None)),  # partial labels {"repo": ...}: continues the newest root
+        (preview, preview_trig, doc(1)),  # preview: the match is recorded only
+        (preview, preview_trig, doc(9)),  # preview, no match
+        (preview, preview_trig, {"x": 1}),  # preview, no labels
+    ]
+    events: list[uuid.UUID] = []
+    for i, (a, t, payload) in enumerate(plan):
+        when = clock.now() - timedelta(minutes=30) + timedelta(seconds=i)
+        events.append(
+            f.event(session, clock, a, trigger_id=t.id, payload=payload, received_at=when).id
+        )
+    return {"chats": chats_, "events": events}
+
+
+def _run(session: Session, events: list[uuid.UUID], prepared: bool) -> list[tuple[Any, ...]]:
+    """Process ``events`` in order; outcomes with chat ids made comparable across runs
+    (a chat created by the n-th event reads ``("created by", n)``)."""
+    clock = FrozenClock(datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
+    options = PipelineOptions(prepared_statements=prepared)
+    created: dict[uuid.UUID, tuple[str, int]] = {}
+    results: list[tuple[Any, ...]] = []
+    for n, event_id in enumerate(events):
+        clock.advance(seconds=1)
+        outcome: Outcome = process_event(session, clock, event_id, options)
+        chat: Any = outcome.chat_id
+        if outcome.status is EventStatus.CREATED and chat is not None:
+            created[chat] = ("created by", n)
+        chat = created.get(chat, chat)
+        results.append(
+            (
+                outcome.status,
+                outcome.applied,
+                chat,
+                outcome.error,
+                outcome.filter_matched,
+                outcome.resolved_labels,
+            )
+        )
+    return results
+
+
+@pytest.mark.parametrize("order", ["plain first", "prepared first"])
+def test_process_event_outcomes_are_the_same_with_and_without_prepared_statements(
+    pg_session: Session, clock: FrozenClock, order: str
+) -> None:
+    scenario = _scenario(pg_session, clock)
+    pg_session.flush()
+    runs: dict[bool, list[tuple[Any, ...]]] = {}
+    for prepared in (False, True) if order == "plain first" else (True, False):
+        savepoint = pg_session.begin_nested()
+        runs[prepared] = _run(pg_session, scenario["events"], prepared)
+        savepoint.rollback()
+        pg_session.expire_all()
+    assert runs[True] == runs[False]
+
+    expected = scenario["chats"]["expected"]
+    full = {"repo": "acme/api", "pr": "1"}
+    statuses = [r[0] for r in runs[True]]
+    assert statuses == [
+        EventStatus.CONTINUED,
+        EventStatus.CREATED,
+        EventStatus.CONTINUED,
+        EventStatus.CREATED,
+        EventStatus.RATE_LIMITED,
+        EventStatus.CONTINUED,
+        EventStatus.PREVIEW,
+        EventStatus.PREVIEW,
+        EventStatus.PREVIEW,
+    ]
+    chats_ = [r[2] for r in runs[True]]
+    assert chats_[0] == expected
+    assert chats_[1] == chats_[2] == ("created by", 1)
+    assert chats_[3] == ("created by", 3)
+    assert chats_[4] is None and "chat creation rate limit" in str(runs[True][4][3])
+    # {"repo": "acme/api"} alone: the chat the fourth event created is the newest root
+    assert chats_[5] == ("created by", 3)
+    # preview: the match as of the preview (the pipeline's chats at that point)
+    assert chats_[6] == expected
+    assert chats_[7] is None and chats_[8] is None
+    assert runs[True][0][5] == full
+    assert runs[True][8][5] == {}
