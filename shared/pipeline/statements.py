@@ -88,9 +88,20 @@ _locked = (
     .cte("locked_event")
 )
 _lock = automation_lock(_locked.c.automation_id).label("automation_locked")
-LOAD_PG_SYNC = _load(_locked, (_lock,))
+# Every later statement of the transaction is an index lookup (primary keys, the rate-limit
+# partial index, the GIN index on chat labels). Prepared statements keep the generic plan
+# made on their sixth execution for the life of the connection; made while ``chats`` was
+# small, that plan would scan the table, and keep scanning it as it grows. With sequential
+# scans off for the transaction (transaction-local, like the commit mode) it cannot.
+_index_scans_only = func.set_config("enable_seqscan", "off", True).label("index_scans_only")
+LOAD_PG_SYNC = _load(_locked, (_lock, _index_scans_only))
 LOAD_PG_ASYNC = _load(
-    _locked, (_lock, func.set_config("synchronous_commit", "off", True).label("async_commit"))
+    _locked,
+    (
+        _lock,
+        _index_scans_only,
+        func.set_config("synchronous_commit", "off", True).label("async_commit"),
+    ),
 )
 
 # --- context: rate-limit counts and chat match ----------------------------------------------

@@ -355,3 +355,44 @@ def test_process_event_outcomes_are_the_same_with_and_without_prepared_statement
     assert chats_[7] is None and chats_[8] is None
     assert runs[True][0][5] == full
     assert runs[True][8][5] == {}
+
+
+def test_a_generic_plan_made_while_chats_was_small_still_uses_the_labels_index(
+    pg_session: Session, clock: FrozenClock
+) -> None:
+    """A prepared statement's generic plan lives as long as the connection: the pipeline's
+    transactions turn sequential scans off so that a plan made on a near-empty ``chats``
+    table is an index lookup too, not a scan that grows with the table."""
+    auto = f.automation(pg_session, clock, max_chat_creates_per_hour=1000)
+    trig = f.webhook_trigger(pg_session, clock, auto, label_paths={"repo": "repository.name"})
+    events = [
+        f.event(
+            pg_session, clock, auto, trigger_id=trig.id, payload={"repository": {"name": f"r{i}"}}
+        ).id
+        for i in range(8)
+    ]
+    options = PipelineOptions(prepared_statements=True)
+    for event_id in events:  # six or more executions: PostgreSQL settles on a generic plan
+        assert process_event(pg_session, clock, event_id, options).status is EventStatus.CREATED
+    conn = pg_session.connection()
+    name = "automations_pipeline_context_counts_match"
+    generic, _ = _statement_stats(conn, name)
+    assert generic >= 1
+    owner = pg_session.get(User, auto.owner_id)
+    assert owner is not None
+    _owner_with_many_chats(pg_session, clock)  # the table grows; the cached plan stays
+    plan = "\n".join(
+        conn.exec_driver_sql(
+            f"EXPLAIN EXECUTE {name}(%s, %s, %s, %s, %s)",
+            (
+                '{"repo": "r3"}',
+                str(owner.id),
+                str(auto.organization_id),
+                str(auto.id),
+                clock.now() - timedelta(hours=1),
+            ),
+        ).scalars()
+    )
+    assert _statement_stats(conn, name)[0] > generic  # EXPLAIN used the cached generic plan
+    assert INDEX in plan, plan
+    assert "Seq Scan on chats" not in plan, plan
