@@ -36,7 +36,13 @@ sys.path.insert(0, str(REPO))
 
 import redis  # noqa: E402
 from celery import Celery  # noqa: E402
-from proc_cpu import Classifier, cpu_by_group, per_unit_ms  # noqa: E402
+from proc_cpu import (  # noqa: E402
+    Classifier,
+    cpu_by_group,
+    machine_times,
+    machine_usage,
+    per_unit_ms,
+)
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
@@ -166,7 +172,7 @@ def run_phase(
 ) -> float:
     fill(app, task, ids)
     assert int(r.llen(QUEUE)) == len(ids), "queue not filled"
-    cpu_before = cpu_by_group(worker_groups(worker_pids))
+    cpu_before, machine_before = cpu_by_group(worker_groups(worker_pids)), machine_times()
     start = time.perf_counter()
     app.control.add_consumer(QUEUE, reply=False)
     deadline = start + timeout
@@ -176,10 +182,11 @@ def run_phase(
         time.sleep(0.02)
     elapsed = time.perf_counter() - start
     app.control.cancel_consumer(QUEUE, reply=True, timeout=5)
-    cpu_after = cpu_by_group(worker_groups(worker_pids))
+    cpu_after, machine_after = cpu_by_group(worker_groups(worker_pids)), machine_times()
     rate = len(ids) / elapsed
     print(f"{name:>10}: {len(ids)} tasks in {elapsed:.2f} s = {rate:,.0f} /s", flush=True)
     print(f"{'':>12}CPU ms/task: {per_unit_ms(cpu_before, cpu_after, len(ids))}", flush=True)
+    print(f"{'':>12}{machine_usage(machine_before, machine_after)}", flush=True)
     return rate
 
 
