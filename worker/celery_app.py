@@ -23,8 +23,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             socket_connect_timeout=3,
             retry_on_timeout=True,
         )
+    broker_transport = None
+    if settings.effective_broker_url.startswith("redis://"):
+        broker_transport = "worker.redis_transport:Transport"
     return {
         "broker_url": settings.effective_broker_url,
+        "broker_transport": broker_transport,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
