@@ -194,13 +194,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--automations", type=int, default=50)
-    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="pool processes (default: what `automations worker` uses, one per CPU plus one)",
+    )
     parser.add_argument("--pool", default="prefork")
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes to start (e.g. 2 with --pool solo)"
     )
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
+    if args.concurrency is None:
+        args.concurrency = Settings(
+            database_url="postgresql+psycopg2:///bench_pipeline"
+        ).effective_worker_concurrency
 
     pg, rd = find_postgres(), find_redis()
     if pg.url is None or rd.url is None:

@@ -35,8 +35,7 @@ def worker_argv(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
         argv += ["-Q", ",".join(ALL_QUEUES)]
     has_concurrency = any(a.startswith(("-c", "--concurrency")) for a in extra)
     if not has_concurrency:
-        concurrency = settings.worker_concurrency or (2 if settings.is_sqlite else os.cpu_count())
-        argv += ["--concurrency", str(concurrency)]
+        argv += ["--concurrency", str(settings.effective_worker_concurrency)]
     return argv + list(extra)
 
 

@@ -60,3 +60,21 @@ def test_bad_values_name_the_variable(
 def test_task_time_limit_must_stay_below_visibility_timeout() -> None:
     with pytest.raises(ConfigError, match="below"):
         load_settings(task_time_limit_seconds=4000, broker_visibility_timeout_seconds=3600)
+
+
+def test_worker_concurrency_defaults_to_one_per_cpu_plus_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    pg = "postgresql+psycopg2://db/automations"
+    assert Settings(database_url=pg, data_dir=tmp_path).effective_worker_concurrency == 5
+    assert Settings(data_dir=tmp_path).effective_worker_concurrency == 2  # embedded SQLite
+    configured = Settings(database_url=pg, data_dir=tmp_path, worker_concurrency=3)
+    assert configured.effective_worker_concurrency == 3
+    from shared.cli.processes import worker_argv
+
+    argv = worker_argv(Settings(database_url=pg, data_dir=tmp_path))
+    assert argv[argv.index("--concurrency") + 1] == "5"
+    assert "5" not in worker_argv(Settings(database_url=pg, data_dir=tmp_path), ("-c", "7"))
