@@ -261,7 +261,7 @@ def _handle(
             "the operator must fix AUTOMATIONS_ENCRYPTION_KEYS"
         )
 
-    headers = {name.lower(): value for name, value in request.headers.items()}  # one copy
+    headers = {name.lower(): value for name, value in request.headers.items()}
     now = gw.clock.now()
     verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
     if verdict is not Verdict.OK:
