@@ -22,16 +22,14 @@ __all__ = ["Channel", "Transport"]
 
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
     _sync_client: Any = None
-    _sync_client_pool: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
             return super()._create_client(asynchronous=True)
         pool = self.pool
-        if self._sync_client is None or self._sync_client_pool is not pool:
+        if self._sync_client is None or self._sync_client.connection_pool is not pool:
             # a new pool (the channel reconnected) gets a new client
             self._sync_client = self.Client(connection_pool=pool)
-            self._sync_client_pool = pool
         return self._sync_client
 
 

@@ -88,7 +88,6 @@ class PreparedStatement:
         sql = _POSTCOMPILE.sub(expanded, compiled.string)
         sql = _DOLLAR.sub(dollar, sql)
         self.name = name
-        self.statement = statement
         self.prepare_sql = f"PREPARE {name} AS {sql}"
 
         # EXECUTE name(:p, :q, …): each parameter typed as in the original statement

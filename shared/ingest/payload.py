@@ -119,6 +119,11 @@ def _may_hold_unstorable_chars(body: bytes) -> bool:
     return b"\\u0000" in body or b"\\ud" in body or b"\\uD" in body
 
 
+def _may_nest_too_deep(body: bytes) -> bool:
+    """False when the body has too few brackets to nest deeper than MAX_STORED_DEPTH."""
+    return body.count(b"[") + body.count(b"{") > MAX_STORED_DEPTH
+
+
 def _too_deep(value: Any) -> bool:
     """True when ``value`` nests deeper than :data:`MAX_STORED_DEPTH` (iterative)."""
     stack: list[tuple[Any, int]] = [(value, 0)]
@@ -152,10 +157,10 @@ def _clean(value: Any) -> Any:
 def _storable_as_is(body: bytes) -> bool:
     """True when the body's own text can go into the jsonb column unchanged: strict JSON
     (orjson: valid UTF-8, no NaN or Infinity, no number that overflows a double, no lone
-    surrogate), no ``\u0000`` or surrogate escapes, and too few brackets to nest deeper
+    surrogate), no ``\\u0000`` or surrogate escapes, and too few brackets to nest deeper
     than :data:`MAX_STORED_DEPTH`. orjson's value is only a check here; integers beyond 64
     bits stay exact because the database parses the text itself."""
-    if _may_hold_unstorable_chars(body) or body.count(b"[") + body.count(b"{") > MAX_STORED_DEPTH:
+    if _may_hold_unstorable_chars(body) or _may_nest_too_deep(body):
         return False
     try:
         orjson.loads(body)
@@ -169,7 +174,7 @@ def prepare_payload(body: bytes, stored_max_bytes: int) -> PreparedPayload:
     if size <= stored_max_bytes and _storable_as_is(body):
         return PreparedPayload(_UNPARSED, None, size, True, raw=body)
     is_json, value = _parse_json(body)
-    if is_json and body.count(b"[") + body.count(b"{") > MAX_STORED_DEPTH and _too_deep(value):
+    if is_json and _may_nest_too_deep(body) and _too_deep(value):
         is_json, value = False, None
     if is_json:
         if _may_hold_unstorable_chars(body):

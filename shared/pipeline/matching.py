@@ -19,15 +19,21 @@ _PLAIN_KEY = re.compile(r'^[^"\\]*$')
 _SQLITE_SCAN_BATCH = 200
 
 
+def _open_root_chats_of(c: Any, owner_id: Any, organization_id: Any) -> tuple[Any, ...]:
+    """The chats a match may return: non-archived root chats of this owner and organization
+    (``c``: the columns of ``chats`` or of a subquery over it)."""
+    return (
+        c.owner_id == owner_id,
+        c.organization_id == organization_id,
+        c.archived.is_(False),
+        c.parent_chat_id.is_(None),
+    )
+
+
 def _base_query(owner_id: Any, organization_id: Any) -> Select[Any]:
     return (
         select(chats.c.id, chats.c.labels)
-        .where(
-            chats.c.owner_id == owner_id,
-            chats.c.organization_id == organization_id,
-            chats.c.archived.is_(False),
-            chats.c.parent_chat_id.is_(None),
-        )
+        .where(*_open_root_chats_of(chats.c, owner_id, organization_id))
         # updated_at alone (no id tie-break): the (owner_id, organization_id, updated_at)
         # index then yields rows newest first and the scan stops at the first match.
         .order_by(chats.c.updated_at.desc())
@@ -62,12 +68,7 @@ def matching_chat_query(owner_id: Any, organization_id: Any, labels: Any) -> Sel
     )
     return (
         select(candidates.c.id)
-        .where(
-            candidates.c.owner_id == owner_id,
-            candidates.c.organization_id == organization_id,
-            candidates.c.archived.is_(False),
-            candidates.c.parent_chat_id.is_(None),
-        )
+        .where(*_open_root_chats_of(candidates.c, owner_id, organization_id))
         .order_by(candidates.c.updated_at.desc())
         .limit(1)
     )
