@@ -168,6 +168,19 @@ def pg_committed_url(pg_base_url: str, pytestconfig: pytest.Config) -> Iterator[
     drop_pg_database(url)
 
 
+@pytest.fixture(scope="module")
+def pg_module_url(pg_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
+    """A migrated database of the test module's own, for module-scoped servers.
+
+    Not the shared committed database: xdist interleaves other modules' tests, whose rows
+    (e.g. secrets under a key the server is not given) would reach a server started there."""
+    name = f"test_ca_{_run_token()}_{_worker_id(pytestconfig)}_m"
+    url = fresh_pg_database(pg_base_url, name)
+    migrate.upgrade(url)
+    yield url
+    drop_pg_database(url)
+
+
 @pytest.fixture
 def pg_committed(pg_committed_url: str) -> Iterator[str]:
     """URL of a migrated database whose tables are empty at the start of the test."""

@@ -29,10 +29,10 @@ LIMIT = 4096
 
 @pytest.fixture(scope="module")
 def live(
-    pg_committed_url: str, redis_base_url: str, tmp_path_factory: pytest.TempPathFactory
+    pg_module_url: str, redis_base_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Proc, uuid.UUID, str]]:
     tmp = tmp_path_factory.mktemp("live")
-    engine = make_engine(pg_committed_url)
+    engine = make_engine(pg_module_url)
     with Session(engine, expire_on_commit=False) as session:
         o = factories.org(session, system_clock, name=f"live-{uuid.uuid4().hex}")
         u = factories.user(session, system_clock, o, email=f"{uuid.uuid4().hex}@example.com")
@@ -40,7 +40,7 @@ def live(
         trig = factories.webhook_trigger(session, system_clock, auto, webhook_secret=SECRET)
         session.commit()
     env = service_env(
-        database_url=pg_committed_url,
+        database_url=pg_module_url,
         broker_url=f"{redis_base_url}/0",
         data_dir=tmp,
         extra={
@@ -51,7 +51,7 @@ def live(
     )
     proc, base = start_gateway(env, tmp)
     try:
-        yield base, proc, trig.id, pg_committed_url
+        yield base, proc, trig.id, pg_module_url
     finally:
         proc.stop()
         engine.dispose()
