@@ -2,7 +2,8 @@
 
 Order of work: size limit (Content-Length, then a capped streaming read) → trigger lookup
 (404) → disabled automation (202 ignored) → signature (401 + throttled error event) →
-delivery-id dedup → insert the ``pending`` event and commit → publish → 202.
+delivery-id dedup → insert the ``pending`` event and commit → publish (sent, its reply read
+later) → 202.
 A 202 with an event id always means the event is committed. The view stays thin: the
 domain logic lives in :mod:`shared.ingest`.
 """
@@ -32,7 +33,7 @@ from shared.ingest import (
     record_bad_signature,
     record_event,
 )
-from shared.publish import EventPublisher, make_publisher
+from shared.publish import EventPublisher, PublishFailure, make_publisher
 from shared.webhooks.signatures import (
     GITHUB_HEADER,
     STANDARD_SIGNATURE_HEADER,
@@ -230,14 +231,19 @@ def _reject_signature(
 
 
 def _publish(state: IngressState, event_id: uuid.UUID) -> None:
+    """Send the event to the broker; the 202 does not wait for the broker's reply (see
+    :mod:`shared.publish`). A failure, of this publish or found now for an earlier one,
+    leaves that event ``pending`` for the sweeper; it is counted and logged."""
     try:
-        state.publisher.publish(event_id)
-    except Exception as exc:
-        PUBLISH_FAILURES.inc()
+        failures = state.publisher.publish_unconfirmed(event_id)
+    except Exception as exc:  # not the broker's doing; still, the event stays pending
+        failures = [PublishFailure((str(event_id),), exc)]
+    for failure in failures:
+        PUBLISH_FAILURES.inc(len(failure.event_ids))
         log.warning(
             "publishing event %s failed; it stays pending for the sweeper: %s",
-            event_id,
-            _describe(exc),
+            ", ".join(failure.event_ids),
+            _describe(failure.error),
         )
 
 

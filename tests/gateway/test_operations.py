@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -154,3 +155,141 @@ def test_embedded_mode_on_sqlite(tmp_path: Path, clock: FrozenClock) -> None:
     finally:
         engine.dispose()
         app.extensions["automations"].dispose()
+
+
+def test_redis_publisher_survives_a_dropped_connection(redis_url: str) -> None:
+    """The publisher keeps one connection per thread; when Redis drops it (restart, idle
+    timeout) the next publish goes out on a new one instead of failing."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    publisher = RedisPublisher(redis_url)
+    publisher.publish(uuid.uuid4())
+    mine, db = admin.client_id(), admin.connection_pool.connection_kwargs["db"]
+    killed = 0
+    for client in admin.client_list():
+        if int(client["id"]) != mine and int(client["db"]) == db:
+            killed += admin.client_kill_filter(_id=client["id"])
+    assert killed >= 1
+    publisher.publish(uuid.uuid4())
+    publisher.publish_many([uuid.uuid4(), uuid.uuid4()])
+    assert admin.llen(QUEUE_EVENTS) == 4
+
+
+def test_redis_publisher_connection_per_thread_and_per_process(redis_url: str) -> None:
+    """Threads publish concurrently on their own connections; a forked child makes its own
+    instead of writing into the parent's socket."""
+    import os
+    import threading
+
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    publisher = RedisPublisher(redis_url)
+    publisher.publish(uuid.uuid4())
+    errors: list[BaseException] = []
+
+    def publish_many() -> None:
+        try:
+            for _ in range(50):
+                publisher.publish(uuid.uuid4())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish_many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    pid = os.fork()
+    if pid == 0:  # child: publish on a connection of its own, then leave without cleanup
+        try:
+            publisher.publish(uuid.uuid4())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    publisher.publish(uuid.uuid4())  # the parent's connection is intact
+    messages = admin.lrange(QUEUE_EVENTS, 0, -1)
+    assert len(messages) == 1 + 8 * 50 + 2
+    assert all(json.loads(m)["headers"]["task"] == PROCESS_EVENT for m in messages)
+
+
+def test_unconfirmed_publishes_reach_the_queue(redis_url: str) -> None:
+    """The gateway's publish sends without waiting for the reply; the replies are read later,
+    and a thread never has more than MAX_UNCONFIRMED of them outstanding."""
+    import redis
+
+    from shared.publish import MAX_UNCONFIRMED
+
+    publisher = RedisPublisher(redis_url)
+    ids = [uuid.uuid4() for _ in range(3 * MAX_UNCONFIRMED)]
+    for event_id in ids:
+        assert publisher.publish_unconfirmed(event_id) == []
+        assert len(publisher._line().unconfirmed) <= MAX_UNCONFIRMED
+    assert publisher.confirm() == []
+    assert len(publisher._line().unconfirmed) == 0
+    raw = redis.Redis.from_url(redis_url).lrange(QUEUE_EVENTS, 0, -1)
+    assert [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in reversed(raw)] == [
+        str(i) for i in ids
+    ]
+    publisher.publish(uuid.uuid4())  # a confirmed publish on the same connection still works
+    assert redis.Redis.from_url(redis_url).llen(QUEUE_EVENTS) == len(ids) + 1
+
+
+def test_a_refused_unconfirmed_publish_is_reported_by_the_next_one(redis_url: str) -> None:
+    import time
+
+    import redis
+    from redis.exceptions import ResponseError
+
+    admin = redis.Redis.from_url(redis_url)
+    admin.set(QUEUE_EVENTS, "not a list")  # LPUSH now answers WRONGTYPE
+    publisher = RedisPublisher(redis_url)
+    refused, accepted = uuid.uuid4(), uuid.uuid4()
+    assert publisher.publish_unconfirmed(refused) == []
+    time.sleep(0.2)  # the error reply is in the socket now
+    admin.delete(QUEUE_EVENTS)
+    failures = publisher.publish_unconfirmed(accepted)
+    assert [f.event_ids for f in failures] == [(str(refused),)]
+    assert isinstance(failures[0].error, ResponseError)
+    assert publisher.confirm() == []
+    assert admin.llen(QUEUE_EVENTS) == 1
+
+
+def test_unconfirmed_publish_after_the_server_dropped_the_connection(redis_url: str) -> None:
+    """A connection Redis closed is noticed before anything is sent on it: the next publish
+    goes out on a new connection instead of into a dead socket."""
+    import time
+
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    publisher = RedisPublisher(redis_url)
+    assert publisher.publish_unconfirmed(uuid.uuid4()) == []
+    assert publisher.confirm() == []
+    mine, db = admin.client_id(), admin.connection_pool.connection_kwargs["db"]
+    for client in admin.client_list():
+        if int(client["id"]) != mine and int(client["db"]) == db:
+            admin.client_kill_filter(_id=client["id"])
+    time.sleep(0.2)
+    assert publisher.publish_unconfirmed(uuid.uuid4()) == []
+    assert publisher.confirm() == []
+    assert admin.llen(QUEUE_EVENTS) == 2
+
+
+def test_unconfirmed_publish_to_an_unreachable_broker_reports_the_event(redis_url: str) -> None:
+    """Nothing listening: the publish does not raise, it returns the event as failed (the
+    gateway counts it; the event stays pending for the sweeper)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tests.harness.services import free_port
+
+    publisher = RedisPublisher(f"redis://127.0.0.1:{free_port()}/0")
+    event_id = uuid.uuid4()
+    failures = publisher.publish_unconfirmed(event_id)
+    assert [f.event_ids for f in failures] == [(str(event_id),)]
+    assert isinstance(failures[0].error, RedisConnectionError)
+    assert publisher.confirm() == []
+    with pytest.raises(RedisConnectionError):
+        publisher.publish(event_id)  # the confirmed publish raises, as the sweeper expects

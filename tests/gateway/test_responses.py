@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from shared.config import Settings
 from shared.ingest import BAD_SIGNATURE_ERROR
 from shared.models import AutomationEvent, AutomationStatus, EventStatus
+from shared.tasknames import QUEUE_EVENTS
 from tests.gateway.conftest import GatewayFactory, GatewayHarness, url_for
 from tests.harness.services import free_port
 from webhook_gateway.app import create_app
@@ -199,3 +201,32 @@ def test_broker_down_after_commit_still_202_and_event_stays_pending(
         assert event is not None and event.status is EventStatus.PENDING
         assert session.scalar(select(func.count()).select_from(AutomationEvent)) == 1
     assert PUBLISH_FAILURES._value.get() == before + 1
+
+
+def test_a_publish_refused_after_the_202_is_counted_and_the_event_stays_pending(
+    make_gateway: GatewayFactory, redis_url: str
+) -> None:
+    """The 202 does not wait for Redis's reply: a refusal shows on the next webhook, which
+    counts and logs it; the refused event stays pending for the sweeper."""
+    import time
+
+    from webhook_gateway.metrics import PUBLISH_FAILURES
+
+    gw = make_gateway()
+    tid = gw.seed()
+    admin = redis.Redis.from_url(redis_url)
+    admin.set(QUEUE_EVENTS, "not a list")
+    before = PUBLISH_FAILURES._value.get()
+    first = gw.post(tid, b'{"n": 1}', delivery_id="refused")
+    assert first.status_code == 202
+    time.sleep(0.2)
+    admin.delete(QUEUE_EVENTS)
+    second = gw.post(tid, b'{"n": 2}', delivery_id="accepted")
+    assert second.status_code == 202
+    assert PUBLISH_FAILURES._value.get() == before + 1
+    assert admin.llen(QUEUE_EVENTS) == 1
+    queued = json.loads(admin.lindex(QUEUE_EVENTS, 0))["headers"]["argsrepr"]
+    assert second.get_json()["event_id"] in queued
+    with Session(gw.engine) as session:
+        event = session.get(AutomationEvent, uuid.UUID(first.get_json()["event_id"]))
+        assert event is not None and event.status is EventStatus.PENDING
