@@ -120,6 +120,11 @@ class AutomationTrigger(Base):
     automation: Mapped[Automation] = relationship(back_populates="triggers")
 
 
+def _partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index over the rows meeting ``where``, on PostgreSQL and SQLite alike."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+
+
 class AutomationEvent(Base):
     """Append-only audit trail of every trigger firing; also the rate-limit data source."""
 
@@ -136,18 +141,26 @@ class AutomationEvent(Base):
         CheckConstraint("occurrences >= 1", name="occurrences_positive"),
         Index("ix_automation_events_automation_received", "automation_id", "received_at"),
         Index("ix_automation_events_received_at", "received_at"),
-        Index(
+        _partial_index(
             "ix_automation_events_rate_limit",
             "automation_id",
             "received_at",
-            postgresql_where=text("status IN ('created', 'continued')"),
-            sqlite_where=text("status IN ('created', 'continued')"),
+            where="status IN ('created', 'continued')",
         ),
-        Index(
-            "ix_automation_events_pending",
-            "received_at",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
+        _partial_index("ix_automation_events_pending", "received_at", where="status = 'pending'"),
+        # For ON DELETE SET NULL of a chat and the events of a chat. Partial: most events
+        # reference no chat, or only one of the two, and an index entry is written for each
+        # event insert and each (never HOT) status update. Lookups by trigger_id use the
+        # unique (trigger_id, delivery_id) index.
+        _partial_index(
+            "ix_automation_events_matched_chat_id",
+            "matched_chat_id",
+            where="matched_chat_id IS NOT NULL",
+        ),
+        _partial_index(
+            "ix_automation_events_created_chat_id",
+            "created_chat_id",
+            where="created_chat_id IS NOT NULL",
         ),
     )
 
@@ -156,7 +169,7 @@ class AutomationEvent(Base):
         ForeignKey("automations.id", ondelete="CASCADE")
     )
     trigger_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("automation_triggers.id", ondelete="SET NULL"), index=True
+        ForeignKey("automation_triggers.id", ondelete="SET NULL")
     )
     received_at: Mapped[datetime]
     delivery_id: Mapped[str | None] = mapped_column(String(200))
@@ -167,10 +180,10 @@ class AutomationEvent(Base):
     filter_matched: Mapped[bool | None]
     resolved_labels: Mapped[dict[str, Any] | None]
     matched_chat_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("chats.id", ondelete="SET NULL"), index=True
+        ForeignKey("chats.id", ondelete="SET NULL")
     )
     created_chat_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("chats.id", ondelete="SET NULL"), index=True
+        ForeignKey("chats.id", ondelete="SET NULL")
     )
     status: Mapped[EventStatus] = mapped_column(
         enum_type(EventStatus, "event_status"), default=EventStatus.PENDING

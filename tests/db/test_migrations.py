@@ -83,3 +83,38 @@ def test_round_trip_restores_default_compression_on_postgres(pg_base_url: str) -
     engine.dispose()
     drop_pg_database(url)
     assert compression == ""
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        # what ON DELETE SET NULL runs when a chat is deleted
+        (
+            "UPDATE automation_events SET matched_chat_id = NULL WHERE matched_chat_id = $1",
+            "ix_automation_events_matched_chat_id",
+        ),
+        (
+            "UPDATE automation_events SET created_chat_id = NULL WHERE created_chat_id = $1",
+            "ix_automation_events_created_chat_id",
+        ),
+        # ON DELETE SET NULL of a trigger, and the event list filtered by trigger
+        (
+            "UPDATE automation_events SET trigger_id = NULL WHERE trigger_id = $1",
+            "uq_automation_events_trigger_id_delivery_id",
+        ),
+    ],
+)
+def test_event_lookups_by_chat_or_trigger_stay_index_scans(
+    pg_engine: Engine, query: str, index: str
+) -> None:
+    """Migration 0005: partial chat-id indexes and no separate trigger_id index; the foreign
+    keys' SET NULL lookups must still find their rows through an index."""
+    with pg_engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        conn.exec_driver_sql(f"PREPARE q(uuid) AS {query}")  # a generic plan for any id
+        try:
+            plan = "\n".join(conn.exec_driver_sql("EXPLAIN EXECUTE q(gen_random_uuid())").scalars())
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("DEALLOCATE q")
+    assert index in plan, plan
