@@ -182,10 +182,11 @@ def _finish(
 
 
 def process_event(
-    session: Session, clock: Clock, event_id: uuid.UUID, options: PipelineOptions
+    session: Session | Connection, clock: Clock, event_id: uuid.UUID, options: PipelineOptions
 ) -> Outcome:
-    """Run SPEC 5 steps 1-8 for one event inside the caller's transaction."""
-    conn = session.connection()
+    """Run SPEC 5 steps 1-8 for one event inside the caller's transaction (an ORM session's,
+    or a Core connection's: the task uses the latter)."""
+    conn = session.connection() if isinstance(session, Session) else session
     ev = _load(conn, event_id, options)
     if ev is None:
         return Outcome(event_id=event_id, status=None, applied=False)
@@ -326,7 +327,9 @@ def _message(
     }
 
 
-def mark_failed(session: Session, clock: Clock, event_id: uuid.UUID, error: str) -> bool:
+def mark_failed(
+    session: Session | Connection, clock: Clock, event_id: uuid.UUID, error: str
+) -> bool:
     """SPEC 5 step 8: record ``error`` on an event that is still ``pending``.
 
     Called in a fresh transaction after :func:`process_event` raised and its transaction was

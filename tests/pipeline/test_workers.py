@@ -274,3 +274,30 @@ def test_sigkilled_worker_loses_no_event_and_applies_none_twice(
         second.stop()
     assert counts == {"created": 150, "continued": total - 150}
     _assert_applied_once(factory, automation_id)
+
+
+@pytest.mark.e2e
+def test_pool_processes_run_nicer_than_the_main_process(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The dispatching main process keeps its priority; its prefork children drop theirs by
+    AUTOMATIONS_WORKER_POOL_NICE, so that the dispatcher is never starved by its own pool."""
+    import os
+
+    proc = start_worker(
+        {**env, "AUTOMATIONS_WORKER_POOL_NICE": "7"}, tmp_path, "--concurrency", "2"
+    )
+    try:
+        main = proc.pid
+        children_file = Path(f"/proc/{main}/task/{main}/children")
+
+        def pool() -> list[int] | None:
+            pids = [int(pid) for pid in children_file.read_text().split()]
+            return pids if len(pids) == 2 else None
+
+        children = wait_until(pool, 30, what="two pool processes")
+        base = os.getpriority(os.PRIO_PROCESS, main)
+        assert base == os.getpriority(os.PRIO_PROCESS, 0)  # the main process is unchanged
+        assert [os.getpriority(os.PRIO_PROCESS, c) for c in children] == [min(base + 7, 19)] * 2
+    finally:
+        proc.stop()

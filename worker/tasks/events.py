@@ -64,16 +64,16 @@ def register(app: Celery) -> None:
         rt = self.runtime
         options = _options(self)
         try:
-            with self.transaction() as uow:
-                outcome = process_event(uow.session, rt.clock, eid, options)
+            with self.connection() as conn:
+                outcome = process_event(conn, rt.clock, eid, options)
         except Exception as exc:
             if is_transient_db_error(exc):
                 _retry_later(self, eid, exc)
                 return None
             log.exception("process_event %s failed", eid)
             try:
-                with self.transaction() as uow:
-                    mark_failed(uow.session, rt.clock, eid, describe_error(exc))
+                with self.connection() as conn:
+                    mark_failed(conn, rt.clock, eid, describe_error(exc))
             except Exception as exc2:
                 if is_transient_db_error(exc2):
                     _retry_later(self, eid, exc2)

@@ -1,0 +1,43 @@
+"""JSON column reads: orjson where it is exact, the standard library where it is not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.db import jsonio
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "b": [true, null, 1.5, "x"], "c": {"d": "é\\u00e9"}}',
+        "18446744073709551615",  # the largest integer orjson keeps exact
+        "-9223372036854775808",
+        '{"big": 123456789012345678901234567890}',
+        '{"big": 18446744073709551616}',  # one more than 64 bits
+        "[-9223372036854775809, 12345678901234567890123.5]",
+        '{"id": "12345678901234567890", "n": 1}',  # a long digit run inside a string
+        '{"x": NaN, "y": Infinity}',  # the standard library's extension, refused by orjson
+        '"\\ud800"',  # a lone surrogate
+        "1e400",
+    ],
+)
+def test_loads_matches_the_standard_library_exactly(text: str) -> None:
+    expected = json.loads(text)
+    for given in (text, text.encode()):
+        got = jsonio.loads(given)
+        assert repr(got) == repr(expected)
+        assert type(got) is type(expected)
+
+
+def test_big_integers_survive_a_round_trip() -> None:
+    value = {"big": 2**70, "neg": -(2**64) - 1, "list": [2**65, 1]}
+    assert jsonio.loads(jsonio.dumps(value)) == value
+    assert isinstance(jsonio.loads(jsonio.dumps(value))["big"], int)
+
+
+def test_invalid_json_still_raises() -> None:
+    with pytest.raises(ValueError):
+        jsonio.loads("{not json")
