@@ -10,7 +10,8 @@ database 12 of the machine's Redis instead), seeds ``--copies``
 limits at the maximum of 1000/h, which at the defaults no automation reaches, so every event
 creates or continues a chat or is filtered), then runs the real processes:
 
-* the gateway under gunicorn (``automations gateway``, 2 x 8 gthreads by default),
+* the gateway under gunicorn (``automations gateway``; by default two processes per CPU,
+  4 gthreads each),
 * ``--workers`` Celery workers (``automations worker --concurrency N``),
 * one beat (sweeper, cron dispatch, purge),
 

@@ -11,7 +11,7 @@ from shared.config import load_settings
 _settings = load_settings()
 
 bind = _settings.bind
-workers = _settings.gateway_workers
+workers = _settings.effective_gateway_workers
 threads = _settings.gateway_threads
 worker_class = "gthread"
 # SIGTERM: stop accepting, finish in-flight requests for up to this long, then exit.

@@ -78,3 +78,17 @@ def test_worker_concurrency_defaults_to_one_per_cpu_plus_one(
     argv = worker_argv(Settings(database_url=pg, data_dir=tmp_path))
     assert argv[argv.index("--concurrency") + 1] == "5"
     assert "5" not in worker_argv(Settings(database_url=pg, data_dir=tmp_path), ("-c", "7"))
+
+
+def test_gateway_workers_default_to_two_per_cpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    pg = "postgresql+psycopg2://db/automations"
+    settings = Settings(database_url=pg, data_dir=tmp_path)
+    assert (settings.effective_gateway_workers, settings.gateway_threads) == (6, 4)
+    assert Settings(data_dir=tmp_path).effective_gateway_workers == 2  # embedded SQLite
+    configured = Settings(database_url=pg, data_dir=tmp_path, gateway_workers=5)
+    assert configured.effective_gateway_workers == 5
