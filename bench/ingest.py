@@ -8,7 +8,7 @@ migrates its own database ``bench_ingest``, seeds one active automation with a w
 trigger, then for each server (the gateway, then ``bench/bare_app.py``):
 
 * starts it under gunicorn on 127.0.0.1 with ``webhook_gateway/gunicorn_conf.py``
-  (AUTOMATIONS_GATEWAY_WORKERS x AUTOMATIONS_GATEWAY_THREADS, defaults 2 x 8),
+  (AUTOMATIONS_GATEWAY_WORKERS x AUTOMATIONS_GATEWAY_THREADS, defaults two per CPU x 4),
 * warms it up, then posts signed ~5 KB GitHub-like push payloads with unique
   ``X-GitHub-Delivery`` ids for ``--duration`` seconds over keep-alive connections,
 * prints accepted requests/s, p50 and p99 latency, and checks that every 202 is a row.
@@ -439,10 +439,10 @@ def main() -> int:
             env[key] = os.environ[key]
     from shared.config import Settings
 
-    settings = Settings()  # defaults + AUTOMATIONS_* of this process
+    settings = Settings(database_url=db_url)  # defaults + AUTOMATIONS_* of this process
     loader = "wrk" if shutil.which("wrk") and not args.python_client else "python http.client"
     print(
-        f"payload {len(body)} bytes; gunicorn {settings.gateway_workers} workers x "
+        f"payload {len(body)} bytes; gunicorn {settings.effective_gateway_workers} workers x "
         f"{settings.gateway_threads} threads; {args.connections} connections via {loader}; "
         f"{os.cpu_count()} CPUs; {args.duration:g} s per server",
         flush=True,

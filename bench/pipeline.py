@@ -2,7 +2,7 @@
 """Event pipeline benchmark: events/s through a real worker pool vs. a no-op Celery task.
 
     .venv/bin/python bench/pipeline.py [--events 5000] [--automations 50] [--concurrency N]
-                                       [--pool prefork]
+                                       [--pool prefork] [--rounds 1]
 
 Finds (or starts a throwaway) PostgreSQL and Redis like the test suite does, creates and
 migrates its own database ``bench_pipeline`` and uses Redis database 13. Seeds ``--automations``
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -181,8 +182,10 @@ def run_phase(
             raise TimeoutError(f"{name}: {r.llen(QUEUE)} messages left after {timeout}s")
         time.sleep(0.02)
     elapsed = time.perf_counter() - start
-    app.control.cancel_consumer(QUEUE, reply=True, timeout=5)
+    # read before cancelling: cancel_consumer waits for replies, and the idle machine during
+    # that wait would dilute the busy share
     cpu_after, machine_after = cpu_by_group(worker_groups(worker_pids)), machine_times()
+    app.control.cancel_consumer(QUEUE, reply=True, timeout=5)
     rate = len(ids) / elapsed
     print(f"{name:>10}: {len(ids)} tasks in {elapsed:.2f} s = {rate:,.0f} /s", flush=True)
     print(f"{'':>12}CPU ms/task: {per_unit_ms(cpu_before, cpu_after, len(ids))}", flush=True)
@@ -205,6 +208,13 @@ def main() -> int:
         "--workers", type=int, default=1, help="worker processes to start (e.g. 2 with --pool solo)"
     )
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure pipeline and no-op this many times (fresh events each round) and "
+        "report the medians",
+    )
     args = parser.parse_args()
     if args.concurrency is None:
         args.concurrency = Settings(
@@ -225,11 +235,16 @@ def main() -> int:
         flush=True,
     )
     t = time.perf_counter()
-    ids = seed(db_url, args.events, args.automations)
+    # each round its own owner and automations, so every round creates and continues the same
+    # number of chats
+    rounds_ids = [seed(db_url, args.events, args.automations) for _ in range(args.rounds)]
     print(f"seeded in {time.perf_counter() - t:.1f} s", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
+    for key in ("AUTOMATIONS_WORKER_POOL_NICE", "AUTOMATIONS_DB_PREPARED_STATEMENTS"):
+        if key in os.environ:  # tuning knobs to compare
+            env[key] = os.environ[key]
     env.update(
         AUTOMATIONS_DATABASE_URL=db_url,
         AUTOMATIONS_BROKER_URL=broker,
@@ -247,6 +262,7 @@ def main() -> int:
         for i in range(args.workers)
     ]
     worker = workers[0]
+    results: list[tuple[float, float]] = []
     try:
         deadline = time.monotonic() + 60
         while len(app.control.ping(timeout=0.5)) < len(workers):
@@ -255,10 +271,13 @@ def main() -> int:
         # warm-up: every pool process connects to the database and the broker once
         warm = [str(uuid.uuid4()) for _ in range(200)]
         run_phase(app, r, "warm-up", NOOP, warm, 60, [w.pid for w in workers])
-        pipeline_rate = run_phase(
-            app, r, "pipeline", PROCESS_EVENT, ids, args.timeout, [w.pid for w in workers]
-        )
-        noop_rate = run_phase(app, r, "no-op", NOOP, ids, args.timeout, [w.pid for w in workers])
+        pids = [w.pid for w in workers]
+        for n, ids in enumerate(rounds_ids):
+            if args.rounds > 1:
+                print(f"round {n + 1} of {args.rounds}", flush=True)
+            pipeline_rate = run_phase(app, r, "pipeline", PROCESS_EVENT, ids, args.timeout, pids)
+            noop_rate = run_phase(app, r, "no-op", NOOP, ids, args.timeout, pids)
+            results.append((pipeline_rate, noop_rate))
     finally:
         for w in workers:
             w.stop()
@@ -278,10 +297,18 @@ def main() -> int:
         print("FAILED: events left pending or in error", file=sys.stderr)
         print(worker.log()[-3000:], file=sys.stderr)
         return 1
-    print(
-        f"RESULT pipeline={pipeline_rate:.0f}/s noop={noop_rate:.0f}/s "
-        f"ratio={pipeline_rate / noop_rate:.2f}"
-    )
+    for pipeline_rate, noop_rate in results:
+        print(
+            f"RESULT pipeline={pipeline_rate:.0f}/s noop={noop_rate:.0f}/s "
+            f"ratio={pipeline_rate / noop_rate:.2f}"
+        )
+    if len(results) > 1:
+        print(
+            f"MEDIAN of {len(results)} rounds: "
+            f"pipeline={statistics.median(p for p, _ in results):.0f}/s "
+            f"noop={statistics.median(n for _, n in results):.0f}/s "
+            f"ratio={statistics.median(p / n for p, n in results):.2f}"
+        )
     return 0
 
 
