@@ -11,7 +11,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-__all__ = ["init_app", "set_outcome"]
+__all__ = ["init_app", "set_outcome", "write"]
 
 log = logging.getLogger("automations.access")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -29,30 +29,48 @@ def _before() -> None:
 
 def _after(response: Response) -> Response:
     req = request._get_current_object()  # type: ignore[attr-defined]
-    path = req.path
+    ctx = g._get_current_object()  # type: ignore[attr-defined]
+    write(
+        req.method,
+        req.path,
+        response.status_code,
+        ctx.get("outcome"),
+        ctx.get("started"),
+        ctx.get("body_size", req.content_length),
+        req.remote_addr,
+    )
+    return response
+
+
+def write(
+    method: str,
+    path: str,
+    status: int,
+    outcome: str | None,
+    started: float | None,
+    body_size: int | None,
+    remote_addr: str | None,
+) -> None:
+    """Log one request; ``started`` is its ``time.perf_counter()`` at the start."""
     level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
     if not log.isEnabledFor(level):
-        return response
-    ctx = g._get_current_object()  # type: ignore[attr-defined]
-    started = ctx.get("started")
-    status = response.status_code
+        return
     fields = {
-        "method": req.method,
+        "method": method,
         "path": path,
         "status": status,
-        "outcome": ctx.get("outcome"),
+        "outcome": outcome,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-        "body_size": ctx.get("body_size", req.content_length),
-        "remote_addr": req.remote_addr,
+        "body_size": body_size,
+        "remote_addr": remote_addr,
     }
     # makeRecord + handle instead of log.log(): the same record and handlers, without the
     # caller lookup (a stack walk per request) that an access log has no use for
     log.handle(
         log.makeRecord(
-            log.name, level, __file__, 0, "%s %s %s", (req.method, path, status), None, None, fields
+            log.name, level, __file__, 0, "%s %s %s", (method, path, status), None, None, fields
         )
     )
-    return response
 
 
 def init_app(app: Flask) -> None:

@@ -67,7 +67,13 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return jsonify(code=code, message=exc.description), exc.code or 500
+        response = jsonify(code=code, message=exc.description)
+        response.status_code = exc.code or 500
+        # keep what the error itself says in headers (405: Allow), not its text/html type
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -6,6 +6,12 @@ delivery-id dedup → insert the ``pending`` event and commit → publish (sent,
 later) → 202.
 A 202 with an event id always means the event is committed. The view stays thin: the
 domain logic lives in :mod:`shared.ingest`.
+
+Served by :class:`IngressMiddleware` in front of the Flask app, on the raw WSGI environ:
+Flask's request context, URL matching and response objects cost about 180 µs of CPU per
+request (in-process, against a plain WSGI callable doing the same HMAC check and insert),
+as much as the ingest work itself, and the webhook path uses none of them. Everything
+else, including other methods on the webhook path (Flask's 405), goes to Flask.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from shared.crypto import Keyring
 from shared.ingest import (
@@ -40,16 +48,18 @@ from shared.webhooks.signatures import (
     Verdict,
     verify,
 )
-from webhook_gateway.access_log import set_outcome
+from webhook_gateway import access_log
 from webhook_gateway.context import Gateway, gateway
 from webhook_gateway.metrics import PUBLISH_FAILURES, observe
 
-__all__ = ["RETRY_AFTER_SECONDS", "bp", "init_app"]
+__all__ = ["RETRY_AFTER_SECONDS", "IngressMiddleware", "bp", "init_app"]
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingress", __name__)
 
 RETRY_AFTER_SECONDS = 5
+_PATH_PREFIX = "/api/v1/automations/triggers/"
+_PATH_SUFFIX = "/webhook"
 _READ_CHUNK = 64 * 1024
 _EXTENSION = "automations.ingress"
 _SIGNATURE_MESSAGES = {
@@ -71,12 +81,13 @@ class IngressState:
 
 def init_app(app: Flask) -> None:
     gw: Gateway = app.extensions["automations"]
-    app.extensions[_EXTENSION] = IngressState(
+    state = app.extensions[_EXTENSION] = IngressState(
         keyring=Keyring(gw.settings.keys),
         triggers=TriggerCache(gw.clock, gw.settings.trigger_cache_seconds),
         publisher=make_publisher(gw.celery),
     )
     app.register_blueprint(bp)
+    app.wsgi_app = IngressMiddleware(app.wsgi_app, gw, state)  # type: ignore[method-assign]
 
 
 def _state() -> IngressState:
@@ -84,20 +95,34 @@ def _state() -> IngressState:
 
 
 class _Outcome(Exception):
-    """Short-circuits the handler with a finished response."""
+    """A finished answer; raised to short-circuit the handler."""
 
-    def __init__(self, outcome: str, response: Response) -> None:
+    def __init__(self, outcome: str, answer: _Answer) -> None:
         super().__init__(outcome)
         self.outcome = outcome
-        self.response = response
+        self.answer = answer
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json", headers=headers)
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def wsgi_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(self.body))),
+            *self.headers,
+        ]
 
 
-def _error(status: int, code: str, message: str, **headers: str) -> Response:
-    return _json(status, {"code": code, "message": message}, headers or None)
+def _json(status: int, body: dict[str, Any], headers: tuple[tuple[str, str], ...] = ()) -> _Answer:
+    return _Answer(status, orjson.dumps(body), headers)
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> _Answer:
+    return _json(status, {"code": code, "message": message}, tuple(headers.items()))
 
 
 def _not_found() -> _Outcome:
@@ -125,13 +150,14 @@ def _is_db_unavailable(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-def _read_body(limit: int) -> bytes:
-    """The raw body, never buffering more than ``limit + 1`` bytes."""
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    length = req.content_length
+def _read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The raw body, never buffering more than ``limit + 1`` bytes. A body without
+    ``Content-Length`` (chunked) is read only when the server frames it
+    (``wsgi.input_terminated``, as gunicorn does), else it is empty: werkzeug's rule."""
+    length = get_content_length(environ)
     if length is not None and length > limit:
         raise _too_large(limit)
-    stream = req.stream
+    stream = get_input_stream(environ)
     if length is not None:
         # the common case: one read of exactly the announced length (werkzeug's stream
         # stops at Content-Length, so a short body just returns fewer bytes)
@@ -149,9 +175,22 @@ def _read_body(limit: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _signature_header() -> str | None:
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request headers, names lower-cased (as werkzeug maps them from the environ)."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        if environ.get(key):
+            headers[name] = environ[key]
+    return headers
+
+
+def _signature_header(headers: dict[str, str]) -> str | None:
     for name in (GITHUB_HEADER, STANDARD_SIGNATURE_HEADER):
-        if name in request.headers:
+        if name in headers:
             return name
     return None
 
@@ -208,11 +247,16 @@ class _Db:
 
 
 def _reject_signature(
-    gw: Gateway, db: _Db, trigger: TriggerSnapshot, verdict: Verdict, size: int
+    gw: Gateway,
+    db: _Db,
+    trigger: TriggerSnapshot,
+    verdict: Verdict,
+    headers: dict[str, str],
+    size: int,
 ) -> _Outcome:
     details = {
         "_signature_failed": verdict.value,
-        "_signature_header": _signature_header(),
+        "_signature_header": _signature_header(headers),
         "_original_size": size,
     }
     try:
@@ -248,7 +292,12 @@ def _publish(state: IngressState, event_id: uuid.UUID) -> None:
 
 
 def _handle(
-    gw: Gateway, state: IngressState, raw_trigger_id: str, db: _Db, body: bytes
+    gw: Gateway,
+    state: IngressState,
+    raw_trigger_id: str,
+    db: _Db,
+    body: bytes,
+    environ: dict[str, Any],
 ) -> _Outcome:
     trigger_id = parse_trigger_id(raw_trigger_id)
     if trigger_id is None:
@@ -267,11 +316,11 @@ def _handle(
             "the operator must fix AUTOMATIONS_ENCRYPTION_KEYS"
         )
 
-    headers = {name.lower(): value for name, value in request.headers.items()}
+    headers = _headers(environ)
     now = gw.clock.now()
     verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
     if verdict is not Verdict.OK:
-        return _reject_signature(gw, db, trigger, verdict, len(body))
+        return _reject_signature(gw, db, trigger, verdict, headers, len(body))
 
     payload = prepare_payload(body, gw.settings.stored_payload_max_bytes)
     conn = db.ingest()
@@ -289,16 +338,18 @@ def _internal_error() -> _Outcome:
     return _Outcome("error", _error(500, "internal_error", "internal server error"))
 
 
-@bp.post("/api/v1/automations/triggers/<trigger_id>/webhook")
-def receive_webhook(trigger_id: str) -> Response:
-    started = time.perf_counter()
-    gw = gateway()
+def serve(
+    gw: Gateway, state: IngressState, raw_trigger_id: str, environ: dict[str, Any]
+) -> tuple[_Outcome, int | None]:
+    """Handle one webhook request; returns its outcome and the body size read (None when the
+    body was refused before reading)."""
     db = _Db(gw)
+    body_size: int | None = None
     try:
-        body = _read_body(gw.settings.max_body_bytes)
-        set_outcome("", body_size=len(body))
+        body = _read_body(environ, gw.settings.max_body_bytes)
+        body_size = len(body)
         try:
-            result = _handle(gw, _state(), trigger_id, db, body)
+            result = _handle(gw, state, raw_trigger_id, db, body, environ)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
@@ -309,7 +360,7 @@ def receive_webhook(trigger_id: str) -> Response:
             db.rollback()
             db.close()
             db = _Db(gw)
-            result = _handle(gw, _state(), trigger_id, db, body)
+            result = _handle(gw, state, raw_trigger_id, db, body, environ)
     except _Outcome as short:
         result = short
     except SQLAlchemyError as exc:
@@ -326,6 +377,69 @@ def receive_webhook(trigger_id: str) -> Response:
         result = _internal_error()
     finally:
         db.close()
+    return result, body_size
+
+
+_STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in HTTP_STATUS_CODES}
+
+
+def _webhook_trigger_id(path: str) -> str | None:
+    """The trigger id segment of a webhook path, else None (any segment, malformed ones
+    included, so that every unknown id gets the same 404)."""
+    if path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX):
+        segment = path[len(_PATH_PREFIX) : -len(_PATH_SUFFIX)]
+        if "/" not in segment:
+            return segment
+    return None
+
+
+class IngressMiddleware:
+    """Serves ``POST`` on the webhook path before Flask, passes everything else to Flask.
+
+    It writes the same access-log line and metrics as a request through Flask would.
+    """
+
+    def __init__(self, app: Any, gw: Gateway, state: IngressState) -> None:
+        self.app = app
+        self.gw = gw
+        self.state = state
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") == "POST":
+            path = environ.get("PATH_INFO", "")
+            trigger_id = _webhook_trigger_id(path)
+            if trigger_id is not None:
+                return self._serve(environ, start_response, path, trigger_id)
+        return self.app(environ, start_response)
+
+    def _serve(
+        self, environ: dict[str, Any], start_response: Any, path: str, trigger_id: str
+    ) -> list[bytes]:
+        started = time.perf_counter()
+        result, body_size = serve(self.gw, self.state, trigger_id, environ)
+        answer = result.answer
+        observe(result.outcome, time.perf_counter() - started)
+        access_log.write(
+            "POST",
+            path,
+            answer.status,
+            result.outcome,
+            started,
+            body_size if body_size is not None else get_content_length(environ),
+            environ.get("REMOTE_ADDR"),
+        )
+        start_response(_STATUS_LINES[answer.status], answer.wsgi_headers())
+        return [answer.body]
+
+
+@bp.post("/api/v1/automations/triggers/<trigger_id>/webhook")
+def receive_webhook(trigger_id: str) -> Response:
+    """Flask's route for the webhook path, so that other methods get a 405. The middleware
+    answers every ``POST`` first; this view gives the same answer when the Flask app is
+    called without it (``app.wsgi_app`` unwrapped)."""
+    started = time.perf_counter()
+    result, body_size = serve(gateway(), _state(), trigger_id, request.environ)
     observe(result.outcome, time.perf_counter() - started)
-    set_outcome(result.outcome)
-    return result.response
+    access_log.set_outcome(result.outcome, body_size)
+    answer = result.answer
+    return Response(answer.body, answer.status, headers=answer.wsgi_headers())

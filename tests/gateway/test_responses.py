@@ -133,12 +133,52 @@ def test_unknown_malformed_and_cron_ids_get_identical_404s(gw: GatewayHarness) -
         gw.post(uuid.uuid4()),
         gw.post("not-a-uuid"),
         gw.post("x" * 500),
+        gw.post(""),
         gw.post(cron_id),
     ]
     assert {r.status_code for r in responses} == {404}
     assert len({r.data for r in responses}) == 1
     assert responses[0].get_json() == {"code": "not_found", "message": "no such webhook trigger"}
     assert gw.events() == []
+
+
+def test_other_methods_on_the_webhook_path_are_405(gw: GatewayHarness) -> None:
+    tid = gw.seed()
+    for method in ("GET", "PUT", "DELETE", "PATCH"):
+        resp = gw.client.open(url_for(tid), method=method)
+        assert resp.status_code == 405, method
+        assert resp.get_json()["code"] == "method_not_allowed"
+        assert "POST" in resp.headers["Allow"]
+    assert gw.client.post(url_for(tid) + "/extra").status_code == 404
+    assert gw.events() == []
+
+
+def test_flask_route_answers_like_the_middleware(gw: GatewayHarness) -> None:
+    """The middleware serves every POST; the Flask route behind it (reached when the app is
+    called without it) gives the same answers, access-log line included."""
+    from webhook_gateway.ingress import IngressMiddleware
+
+    tid = gw.seed()
+    middleware = gw.app.wsgi_app
+    assert isinstance(middleware, IngressMiddleware)
+    through_middleware = gw.post(tid, delivery_id="same-1")
+    gw.app.wsgi_app = middleware.app  # type: ignore[method-assign]
+    try:
+        via_flask = gw.post(tid, delivery_id="same-1")
+        unknown = gw.post(uuid.uuid4())
+        accepted = gw.post(tid, delivery_id="same-2")
+    finally:
+        gw.app.wsgi_app = middleware  # type: ignore[method-assign]
+    assert through_middleware.status_code == via_flask.status_code == 202
+    assert via_flask.get_json() == {
+        "event_id": through_middleware.get_json()["event_id"],
+        "duplicate": True,
+    }
+    assert unknown.status_code == 404
+    assert unknown.data == gw.post(uuid.uuid4()).data
+    assert accepted.status_code == 202
+    assert through_middleware.headers["Content-Type"] == accepted.headers["Content-Type"]
+    assert len(gw.events()) == 2
 
 
 def test_body_over_the_limit_is_413(make_gateway: GatewayFactory) -> None:
