@@ -22,6 +22,12 @@ from shared.db import jsonio
         '{"x": NaN, "y": Infinity}',  # the standard library's extension, refused by orjson
         '"\\ud800"',  # a lone surrogate
         "1e400",
+        "12345678901234567890123",  # at the start
+        "[1,12345678901234567890123]",
+        "[1,\n\t-12345678901234567890123]",
+        '{"a":12345678901234567890123}',
+        '{"a":\r\n 12345678901234567890123}',
+        '{"sha": "0000000000000000000000000000000000000001", "n": 99999999999999999999}',
     ],
 )
 def test_loads_matches_the_standard_library_exactly(text: str) -> None:
@@ -41,3 +47,16 @@ def test_big_integers_survive_a_round_trip() -> None:
 def test_invalid_json_still_raises() -> None:
     with pytest.raises(ValueError):
         jsonio.loads("{not json")
+
+
+def test_digit_runs_inside_strings_keep_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(text: object) -> None:
+        raise AssertionError("took the standard library")
+
+    monkeypatch.setattr(jsonio.json, "loads", refuse)
+    text = (
+        '{"sha": "0000000000000000000000000000000000000001",'
+        ' "url": "https://x/commit/1234567890123456789012", "id_str": "1234567890123456789"}'
+    )
+    for given in (text, text.encode()):
+        assert jsonio.loads(given) == json.JSONDecoder().decode(text)
