@@ -60,6 +60,7 @@ bp = Blueprint("ingress", __name__)
 RETRY_AFTER_SECONDS = 5
 _PATH_PREFIX = "/api/v1/automations/triggers/"
 _PATH_SUFFIX = "/webhook"
+_RULE = f"{_PATH_PREFIX}<trigger_id>{_PATH_SUFFIX}"
 _READ_CHUNK = 64 * 1024
 _EXTENSION = "automations.ingress"
 _SIGNATURE_MESSAGES = {
@@ -341,8 +342,9 @@ def _internal_error() -> _Outcome:
 def serve(
     gw: Gateway, state: IngressState, raw_trigger_id: str, environ: dict[str, Any]
 ) -> tuple[_Outcome, int | None]:
-    """Handle one webhook request; returns its outcome and the body size read (None when the
-    body was refused before reading)."""
+    """Handle one webhook request and count it in the metrics; returns its outcome and the
+    body size read (None when the body was refused before reading)."""
+    started = time.perf_counter()
     db = _Db(gw)
     body_size: int | None = None
     try:
@@ -377,6 +379,7 @@ def serve(
         result = _internal_error()
     finally:
         db.close()
+    observe(result.outcome, time.perf_counter() - started)
     return result, body_size
 
 
@@ -418,7 +421,6 @@ class IngressMiddleware:
         started = time.perf_counter()
         result, body_size = serve(self.gw, self.state, trigger_id, environ)
         answer = result.answer
-        observe(result.outcome, time.perf_counter() - started)
         access_log.write(
             "POST",
             path,
@@ -432,14 +434,12 @@ class IngressMiddleware:
         return [answer.body]
 
 
-@bp.post("/api/v1/automations/triggers/<trigger_id>/webhook")
+@bp.post(_RULE)
 def receive_webhook(trigger_id: str) -> Response:
     """Flask's route for the webhook path, so that other methods get a 405. The middleware
     answers every ``POST`` first; this view gives the same answer when the Flask app is
     called without it (``app.wsgi_app`` unwrapped)."""
-    started = time.perf_counter()
     result, body_size = serve(gateway(), _state(), trigger_id, request.environ)
-    observe(result.outcome, time.perf_counter() - started)
     access_log.set_outcome(result.outcome, body_size)
     answer = result.answer
     return Response(answer.body, answer.status, headers=answer.wsgi_headers())
