@@ -182,6 +182,14 @@ def pg_module_url(pg_base_url: str, pytestconfig: pytest.Config) -> Iterator[str
 
 
 @pytest.fixture
+def pg_scratch_url(pg_base_url: str, pytestconfig: pytest.Config) -> Iterator[str]:
+    """An empty database (not migrated) of the test's own, dropped after it."""
+    url = fresh_pg_database(pg_base_url, f"test_ca_{_run_token()}_{_worker_id(pytestconfig)}_s")
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
 def pg_committed(pg_committed_url: str) -> Iterator[str]:
     """URL of a migrated database whose tables are empty at the start of the test."""
     engine = make_engine(pg_committed_url)

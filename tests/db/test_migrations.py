@@ -19,11 +19,8 @@ def test_no_drift_on_sqlite(sqlite_url: str) -> None:
 
 
 @pytest.mark.postgres
-def test_upgrade_downgrade_upgrade_on_postgres(pg_base_url: str) -> None:
-    from tests.conftest import _run_token
-    from tests.harness.services import drop_pg_database, fresh_pg_database
-
-    url = fresh_pg_database(pg_base_url, f"test_ca_{_run_token()}_roundtrip")
+def test_upgrade_downgrade_upgrade_on_postgres(pg_scratch_url: str) -> None:
+    url = pg_scratch_url
     migrate.upgrade(url)
     migrate.downgrade(url, "base")
     engine = make_engine(url)
@@ -36,7 +33,6 @@ def test_upgrade_downgrade_upgrade_on_postgres(pg_base_url: str) -> None:
     with engine.connect() as conn:
         assert set(inspect(conn).get_table_names()) == {*metadata.tables, "alembic_version"}
     engine.dispose()
-    drop_pg_database(url)
 
 
 def test_upgrade_downgrade_upgrade_on_sqlite(tmp_path: object) -> None:
@@ -67,11 +63,8 @@ def test_large_text_columns_compress_with_lz4_on_postgres(pg_engine: Engine) -> 
     }
 
 
-def test_round_trip_restores_default_compression_on_postgres(pg_base_url: str) -> None:
-    from tests.conftest import _run_token
-    from tests.harness.services import drop_pg_database, fresh_pg_database
-
-    url = fresh_pg_database(pg_base_url, f"test_ca_{_run_token()}_lz4")
+def test_round_trip_restores_default_compression_on_postgres(pg_scratch_url: str) -> None:
+    url = pg_scratch_url
     migrate.upgrade(url)
     migrate.downgrade(url, "0003")
     engine = make_engine(url)
@@ -81,7 +74,6 @@ def test_round_trip_restores_default_compression_on_postgres(pg_base_url: str) -
             " WHERE attrelid = 'chat_messages'::regclass AND attname = 'content'"
         ).scalar()
     engine.dispose()
-    drop_pg_database(url)
     assert compression == ""
 
 

@@ -12,7 +12,6 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +21,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from werkzeug.test import TestResponse
 
-from shared.config import Settings
-from tests.gateway.conftest import GatewayFactory, GatewayHarness, url_for
+from tests.gateway.conftest import GatewayFactory, GatewayHarness
 from tests.harness.services import free_port
 from tests.pipeline.helpers import wait_until
-from webhook_gateway.app import create_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -165,20 +162,6 @@ def test_every_request_is_accepted_when_every_pooled_connection_died(
 
     assert _stored(gw) == ids
     assert len(set(ids.values())) == len(ids)
-
-
-# --- a database that is really unreachable ---------------------------------------------------
-
-
-def test_database_unreachable_from_the_start_is_503_with_retry_after(
-    tmp_path: Path, redis_url: str
-) -> None:
-    dead = f"postgresql+psycopg2://127.0.0.1:{free_port()}/nothing"
-    app = create_app(Settings(database_url=dead, broker_url=redis_url, data_dir=tmp_path))
-    resp = app.test_client().post(url_for(uuid.uuid4()), data=b'{"n": 1}')
-    assert resp.status_code == 503
-    assert resp.headers["Retry-After"].isdigit()
-    assert resp.get_json()["code"] == "unavailable"
 
 
 class _Proxy:
