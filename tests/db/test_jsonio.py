@@ -60,3 +60,24 @@ def test_digit_runs_inside_strings_keep_the_fast_path(monkeypatch: pytest.Monkey
     )
     for given in (text, text.encode()):
         assert jsonio.loads(given) == json.JSONDecoder().decode(text)
+
+
+def test_the_big_integer_check_agrees_with_its_definition() -> None:
+    """The byte-class check against the plain regular expression of what it looks for (a
+    run of 19+ digits at the start or after ``[ : ,``, JSON whitespace or a minus), on random
+    texts built from the characters that matter."""
+    import random
+    import re
+
+    definition = re.compile(r"(?:^|[\[:, \t\r\n-])[0-9]{19}")
+    rng = random.Random(7)
+    alphabet = ["1", "0", "9", "[", ":", ",", " ", "\t", "\n", "-", '"', "a", ".", "é", "\x0b"]
+    found = 0
+    for _ in range(3000):
+        parts = [rng.choice(alphabet) * rng.choice((1, 1, 2, 10, 19, 25)) for _ in range(6)]
+        text = "".join(parts)
+        expected = definition.search(text) is not None
+        found += expected
+        assert jsonio.may_hold_a_big_integer(text) is expected, text
+        assert jsonio.may_hold_a_big_integer(text.encode()) is expected, text
+    assert 100 < found < 2900  # both answers were exercised
