@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import null, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shared.clock import Clock
@@ -71,22 +71,22 @@ class Outcome:
     resolved_labels: dict[str, str] | None = None
 
 
-def _load(conn: Connection, event_id: uuid.UUID, options: PipelineOptions) -> Row[Any] | None:
+def _load(conn: sql.Executor, event_id: uuid.UUID, options: PipelineOptions) -> Any:
     """The event (row-locked) with its automation and trigger, in one round trip.
 
     On PostgreSQL the same statement takes the per-automation advisory lock (after the row
     lock) and, unless configured otherwise, switches this transaction to asynchronous commit
     (see :class:`PipelineOptions`).
     """
-    if conn.dialect.name != "postgresql":
+    if isinstance(conn, Connection) and conn.dialect.name != "postgresql":
         return conn.execute(sql.LOAD_SQLITE, {"event_id": event_id}).first()
     stmt = sql.LOAD_PG_SYNC if options.synchronous_commit else sql.LOAD_PG_ASYNC
     return sql.execute(conn, stmt, {"event_id": event_id}, options.prepared_statements).first()
 
 
 def _context(
-    conn: Connection,
-    ev: Row[Any],
+    conn: sql.Executor,
+    ev: Any,
     labels: dict[str, str],
     since: datetime | None,
     prepared: bool,
@@ -105,7 +105,7 @@ def _context(
         "organization_id": ev.organization_id,
         "labels": labels,
     }
-    if conn.dialect.name != "postgresql":
+    if isinstance(conn, Connection) and conn.dialect.name != "postgresql":
         messages = creates = 0
         if since is not None:
             row = conn.execute(sql.COUNTS_SQLITE, params).one()
@@ -124,7 +124,7 @@ def _context(
 
 
 def _finish(
-    conn: Connection,
+    conn: sql.Executor,
     clock: Clock,
     options: PipelineOptions,
     event_id: uuid.UUID,
@@ -156,20 +156,22 @@ def _finish(
     for part in (chat, touch, message):
         if part:
             params.update(part)
-    pg = conn.dialect.name == "postgresql"
-    if chat is not None:
-        if not pg:
+    if isinstance(conn, Connection) and conn.dialect.name != "postgresql":
+        # SQLite: the chat writes one by one, then the event
+        if chat is not None:
             conn.execute(sql.INSERT_CHAT, params)
-            conn.execute(sql.INSERT_MESSAGE, params)
-        stmt = sql.FINISH_CREATE_PG if pg else sql.FINISH
-    elif touch is not None:
-        if not pg:
+        elif touch is not None:
             conn.execute(sql.TOUCH_CHAT, params)
+        if chat is not None or touch is not None:
             conn.execute(sql.INSERT_MESSAGE, params)
-        stmt = sql.FINISH_CONTINUE_PG if pg else sql.FINISH
+        stmt = sql.FINISH
+    elif chat is not None:
+        stmt = sql.FINISH_CREATE_PG
+    elif touch is not None:
+        stmt = sql.FINISH_CONTINUE_PG
     else:
         stmt = sql.FINISH
-    sql.execute(conn, stmt, params, options.prepared_statements)
+    sql.execute_last(conn, stmt, params, options.prepared_statements)
     return Outcome(
         event_id=event_id,
         status=status,
@@ -182,10 +184,10 @@ def _finish(
 
 
 def process_event(
-    session: Session | Connection, clock: Clock, event_id: uuid.UUID, options: PipelineOptions
+    session: Session | sql.Executor, clock: Clock, event_id: uuid.UUID, options: PipelineOptions
 ) -> Outcome:
     """Run SPEC 5 steps 1-8 for one event inside the caller's transaction (an ORM session's,
-    or a Core connection's: the task uses the latter)."""
+    a Core connection's, or on PostgreSQL the worker's prepared transaction)."""
     conn = session.connection() if isinstance(session, Session) else session
     ev = _load(conn, event_id, options)
     if ev is None:

@@ -13,7 +13,9 @@ statements of this size). On PostgreSQL the statements are shaped for few round 
 SQLite gets plain statements executed one by one (in-process: no round trips to save).
 
 On PostgreSQL :func:`execute` runs them as server-side prepared statements (planned once per
-connection) unless ``AUTOMATIONS_DB_PREPARED_STATEMENTS`` is off.
+connection) unless ``AUTOMATIONS_DB_PREPARED_STATEMENTS`` is off; the worker then runs the
+event's transaction as a :class:`~shared.db.prepared_tx.PreparedTransaction` (``BEGIN`` and
+``COMMIT`` sent with the first and the last statement).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.sql import Executable, Select, Update
 
-from shared.db.prepared import PreparedStatement
+from shared.db.prepared import PreparedResult, PreparedStatement
+from shared.db.prepared_tx import PreparedTransaction
 from shared.models.enums import EventStatus
 from shared.pipeline.locks import automation_lock
 from shared.pipeline.matching import matching_chat_query
@@ -212,12 +215,28 @@ _PREPARED: dict[Any, PreparedStatement] = {
 }
 
 
+#: what the pipeline's statements run on: a SQLAlchemy connection (both databases), or on
+#: PostgreSQL with prepared statements the worker's :class:`PreparedTransaction`
+Executor = Connection | PreparedTransaction
+
+
 def execute(
-    conn: Connection, stmt: Executable, params: dict[str, Any], prepared: bool
-) -> CursorResult[Any]:
+    conn: Executor, stmt: Executable, params: dict[str, Any], prepared: bool
+) -> CursorResult[Any] | PreparedResult:
     """``conn.execute(stmt, params)``, as a prepared statement where that applies."""
+    if isinstance(conn, PreparedTransaction):
+        return conn.execute(_PREPARED[stmt], params)
     if prepared and conn.dialect.name == "postgresql":
         ps = _PREPARED.get(stmt)
         if ps is not None:
             return ps(conn, params)
     return conn.execute(stmt, params)
+
+
+def execute_last(conn: Executor, stmt: Executable, params: dict[str, Any], prepared: bool) -> None:
+    """:func:`execute` for the transaction's last statement, whose result nobody reads: a
+    :class:`PreparedTransaction` sends it together with its ``COMMIT``."""
+    if isinstance(conn, PreparedTransaction):
+        conn.execute_at_commit(_PREPARED[stmt], params)
+    else:
+        execute(conn, stmt, params, prepared)

@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import Engine, event, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shared.clock import FrozenClock
+from shared.db.engine import make_engine
 from shared.db.prepared import PreparedStatement
+from shared.db.prepared_tx import prepared_transaction
 from shared.models import (
     Automation,
     AutomationStatus,
@@ -86,6 +88,13 @@ def _explain(conn: Connection, run: Callable[[], Any]) -> str:
     return "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
 
 
+def _explain_prepared(conn: Connection, ps: PreparedStatement, params: dict[str, Any]) -> str:
+    """Run ``ps`` once, then EXPLAIN the very ``EXECUTE`` it sends (two executions)."""
+    ps(conn, params).scalar_one()
+    statement, parameters = ps.render(conn.dialect, params)
+    return "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
+
+
 def _statement_stats(conn: Connection, name: str) -> tuple[int, int]:
     row = conn.execute(
         text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = :n"),
@@ -141,13 +150,13 @@ def test_prepared_match_uses_the_labels_index_in_its_generic_plan(
         generic, _custom = _statement_stats(conn, ps.name)
         assert generic >= 1  # it did switch to the generic plan
 
-        plan = _explain(conn, lambda: ps(conn, params).scalar_one())
+        plan = _explain_prepared(conn, ps, params)
         assert _statement_stats(conn, ps.name)[0] == generic + 2  # both runs were generic
         assert "$1" in plan  # parameters, not values: a generic plan
         assert INDEX in plan, plan
 
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
-        forced = _explain(conn, lambda: ps(conn, params).scalar_one())
+        forced = _explain_prepared(conn, ps, params)
         assert INDEX in forced, forced
     finally:
         conn.exec_driver_sql(f"DEALLOCATE {ps.name}")
@@ -288,17 +297,43 @@ def _scenario(session: Session, clock: FrozenClock) -> dict[str, Any]:
     return {"chats": chats_, "events": events}
 
 
-def _run(session: Session, events: list[uuid.UUID], prepared: bool) -> list[tuple[Any, ...]]:
+SCENARIO_STATUSES = [
+    EventStatus.CONTINUED,
+    EventStatus.CREATED,
+    EventStatus.CONTINUED,
+    EventStatus.CREATED,
+    EventStatus.RATE_LIMITED,
+    EventStatus.CONTINUED,
+    EventStatus.PREVIEW,
+    EventStatus.PREVIEW,
+    EventStatus.PREVIEW,
+]
+
+
+def _run(
+    session: Session | Engine,
+    events: list[uuid.UUID],
+    prepared: bool,
+    names: dict[uuid.UUID, str] | None = None,
+) -> list[tuple[Any, ...]]:
     """Process ``events`` in order; outcomes with chat ids made comparable across runs
-    (a chat created by the n-th event reads ``("created by", n)``)."""
+    (a chat created by the n-th event reads ``("created by", n)``, one in ``names`` its
+    name). On an engine each event is its own committed transaction, as in the worker:
+    a :class:`PreparedTransaction` when ``prepared``, else ``engine.begin()``."""
     clock = FrozenClock(datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
     options = PipelineOptions(prepared_statements=prepared)
     created: dict[uuid.UUID, tuple[str, int]] = {}
     results: list[tuple[Any, ...]] = []
     for n, event_id in enumerate(events):
         clock.advance(seconds=1)
-        outcome: Outcome = process_event(session, clock, event_id, options)
+        outcome: Outcome
+        if isinstance(session, Session):
+            outcome = process_event(session, clock, event_id, options)
+        else:
+            with prepared_transaction(session) if prepared else session.begin() as conn:
+                outcome = process_event(conn, clock, event_id, options)
         chat: Any = outcome.chat_id
+        chat = (names or {}).get(chat, chat)
         if outcome.status is EventStatus.CREATED and chat is not None:
             created[chat] = ("created by", n)
         chat = created.get(chat, chat)
@@ -331,18 +366,7 @@ def test_process_event_outcomes_are_the_same_with_and_without_prepared_statement
 
     expected = scenario["chats"]["expected"]
     full = {"repo": "acme/api", "pr": "1"}
-    statuses = [r[0] for r in runs[True]]
-    assert statuses == [
-        EventStatus.CONTINUED,
-        EventStatus.CREATED,
-        EventStatus.CONTINUED,
-        EventStatus.CREATED,
-        EventStatus.RATE_LIMITED,
-        EventStatus.CONTINUED,
-        EventStatus.PREVIEW,
-        EventStatus.PREVIEW,
-        EventStatus.PREVIEW,
-    ]
+    assert [r[0] for r in runs[True]] == SCENARIO_STATUSES
     chats_ = [r[2] for r in runs[True]]
     assert chats_[0] == expected
     assert chats_[1] == chats_[2] == ("created by", 1)
@@ -355,6 +379,27 @@ def test_process_event_outcomes_are_the_same_with_and_without_prepared_statement
     assert chats_[7] is None and chats_[8] is None
     assert runs[True][0][5] == full
     assert runs[True][8][5] == {}
+
+
+def test_the_workers_prepared_transactions_give_the_same_outcomes(
+    pg_committed: str, clock: FrozenClock
+) -> None:
+    """The scenario twice on a committed database, one transaction per event as the worker
+    runs them: plain statements in SQLAlchemy's ``engine.begin()``, and the prepared ones in the
+    :class:`PreparedTransaction` the worker uses (``BEGIN``/``COMMIT`` folded in)."""
+    engine = make_engine(pg_committed, pool_size=1, max_overflow=0, pool_pre_ping=False)
+    try:
+        runs = []
+        for prepared in (False, True):
+            with Session(engine) as session, session.begin():
+                scenario = _scenario(session, clock)
+            names = {chat_id: name for name, chat_id in scenario["chats"].items()}
+            runs.append(_run(engine, scenario["events"], prepared, names))
+        assert runs[0] == runs[1]
+        assert [r[0] for r in runs[1]] == SCENARIO_STATUSES
+        assert runs[1][0][2] == "expected" and runs[1][3][2] == ("created by", 3)
+    finally:
+        engine.dispose()
 
 
 def test_a_generic_plan_made_while_chats_was_small_still_uses_the_labels_index(

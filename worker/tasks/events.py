@@ -64,7 +64,7 @@ def register(app: Celery) -> None:
         rt = self.runtime
         options = _options(self)
         try:
-            with self.connection() as conn:
+            with self.event_transaction() as conn:
                 outcome = process_event(conn, rt.clock, eid, options)
         except Exception as exc:
             if is_transient_db_error(exc):
