@@ -58,3 +58,29 @@ def test_messages_round_trip_with_acks_through_it(redis_url: str, tmp_path: Path
         assert client.hlen("unacked") == 0
         simple.close()
     app.close()
+
+
+def test_an_unacknowledged_message_is_recorded_and_restored_intact(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The plain (non-MULTI) pipelines record a delivered message the way kombu's restore
+    reads it: restored, it is delivered again with the same body and headers."""
+    app = create_celery(Settings(broker_url=redis_url, data_dir=tmp_path), include_tasks=False)
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        client = channel._create_client()
+        simple = conn.SimpleQueue(queue)
+        simple.put({"n": 1, "text": "é ☃"}, headers={"h": "v"})
+        first = simple.get(timeout=5)  # delivered, not acknowledged
+        tag = first.delivery_tag
+        assert client.hexists("unacked", tag) and client.zscore("unacked_index", tag) is not None
+        channel.qos.restore_by_tag(tag, client)  # what restore_visible does after the timeout
+        assert not client.hexists("unacked", tag)
+        again = simple.get(timeout=5)
+        assert again.payload == {"n": 1, "text": "é ☃"} == first.payload
+        assert again.headers["h"] == "v"
+        again.ack()
+        assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
+        simple.close()
+    app.close()
