@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.config import Settings
 from shared.db import jsonio
 
+#: seconds after which a pooled PostgreSQL connection is replaced (idle-timeout proxies,
+#: server-side memory growth of long sessions)
+POOL_RECYCLE_SECONDS = 1800
+
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5, **kw: Any) -> Engine:
     kw.setdefault("json_serializer", jsonio.dumps)
@@ -21,7 +25,7 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5, **kw: An
         _configure_sqlite(engine)
         return engine
     if "poolclass" not in kw:
-        kw.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
+        kw.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=POOL_RECYCLE_SECONDS)
     kw.setdefault("pool_pre_ping", True)
     return create_engine(
         url,

@@ -8,9 +8,9 @@ autocommit and sends ``BEGIN`` in the same query string as the first statement, 
 in the same one as the statement queued with :meth:`PreparedTransaction.execute_at_commit`:
 five round trips become three.
 
-Everything else stays SQLAlchemy's: the connection comes from the engine's pool (and goes
-back to it in the state it came in), and errors are wrapped and dead connections invalidated
-exactly as ``conn.execute`` does (see :meth:`PreparedStatement.run`).
+Everything else stays SQLAlchemy's: the transaction runs on a SQLAlchemy ``Connection`` (left
+in the state it came in), and errors are wrapped and dead connections invalidated exactly as
+``conn.execute`` does (see :meth:`PreparedStatement.run`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from psycopg2 import extensions as pgext
-from sqlalchemy import Engine
 from sqlalchemy.engine import Connection, Dialect
 
 from shared.db.prepared import PreparedResult, PreparedStatement, send
@@ -87,22 +86,22 @@ class PreparedTransaction:
 
 
 @contextmanager
-def prepared_transaction(engine: Engine) -> Iterator[PreparedTransaction]:
-    """A :class:`PreparedTransaction` on a connection of ``engine`` (PostgreSQL, psycopg2):
-    committed when the block ends normally, rolled back when it raises."""
-    with engine.connect() as conn:
-        dbapi: Any = conn.connection.dbapi_connection
-        dbapi.autocommit = True
-        tx = PreparedTransaction(conn)
-        try:
-            yield tx
-            tx.commit()
-        except BaseException:
-            tx.rollback()
-            raise
-        finally:
-            if not conn.invalidated:
-                try:
-                    dbapi.autocommit = False  # as the pool handed it out
-                except Exception as exc:  # the connection broke meanwhile
-                    conn.invalidate(exc)
+def prepared_transaction(conn: Connection) -> Iterator[PreparedTransaction]:
+    """A :class:`PreparedTransaction` on ``conn`` (PostgreSQL, psycopg2, no SQLAlchemy
+    transaction open on it): committed when the block ends normally, rolled back when it
+    raises. The DBAPI connection is in autocommit mode during the block only."""
+    dbapi: Any = conn.connection.dbapi_connection  # reconnects one that was invalidated
+    dbapi.autocommit = True
+    tx = PreparedTransaction(conn)
+    try:
+        yield tx
+        tx.commit()
+    except BaseException:
+        tx.rollback()
+        raise
+    finally:
+        if not conn.invalidated:
+            try:
+                dbapi.autocommit = False  # as the pool handed it out
+            except Exception as exc:  # the connection broke meanwhile
+                conn.invalidate(exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg2.extensions
@@ -18,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared.db.engine import make_engine
 from shared.db.prepared import PreparedStatement
-from shared.db.prepared_tx import prepared_transaction
+from shared.db.prepared_tx import PreparedTransaction, prepared_transaction
 
 pytestmark = pytest.mark.postgres
 
@@ -47,6 +48,12 @@ def table(engine: Engine) -> Iterator[Table]:
     t.create(engine)
     yield t
     t.drop(engine)
+
+
+@contextmanager
+def _tx(engine: Engine) -> Iterator[PreparedTransaction]:
+    with engine.connect() as conn, prepared_transaction(conn) as tx:
+        yield tx
 
 
 def _statements(t: Table) -> tuple[PreparedStatement, PreparedStatement, PreparedStatement]:
@@ -87,12 +94,12 @@ def test_begin_and_commit_travel_with_the_first_and_last_statement(
     engine: Engine, table: Table
 ) -> None:
     insert, read, _ = _statements(table)
-    with prepared_transaction(engine) as tx:  # first use: PREPAREs
+    with _tx(engine) as tx:  # first use: PREPAREs
         tx.execute(insert, {"id": 1, "v": "a"})
         tx.execute_at_commit(insert, {"id": 2, "v": "b"})
         assert tx.execute(read, {"id": 1}).one() == (1, "a")
     sent = _counting(engine)
-    with prepared_transaction(engine) as tx:
+    with _tx(engine) as tx:
         got = tx.execute(read, {"id": 2}).one()
         assert (got.id, got.v) == (2, "b")
         tx.execute(insert, {"id": 3, "v": "c"})
@@ -108,17 +115,17 @@ def test_without_a_statement_at_commit_commit_is_its_own_round_trip(
     engine: Engine, table: Table
 ) -> None:
     insert, _, count = _statements(table)
-    with prepared_transaction(engine) as tx:  # first use: PREPAREs
+    with _tx(engine) as tx:  # first use: PREPAREs
         assert tx.execute(count, {}).scalar() == 0
         tx.execute(insert, {"id": 0, "v": "z"})
     sent = _counting(engine)
-    with prepared_transaction(engine) as tx:
+    with _tx(engine) as tx:
         tx.execute(insert, {"id": 1, "v": "a"})
     assert sent[0].startswith("BEGIN;EXECUTE") and sent[1:] == ["COMMIT"]
-    with prepared_transaction(engine) as tx:
+    with _tx(engine) as tx:
         tx.execute_at_commit(insert, {"id": 2, "v": "b"})  # the only statement
     assert sent[2].startswith("BEGIN;EXECUTE") and sent[2].endswith(";COMMIT")
-    with prepared_transaction(engine):
+    with _tx(engine):
         pass
     assert len(sent) == 3  # an empty block sends nothing
     assert _rows(engine, table) == [(0, "z"), (1, "a"), (2, "b")]
@@ -129,7 +136,7 @@ def test_an_error_in_the_block_rolls_back_and_never_sends_the_last_statement(
     engine: Engine, table: Table
 ) -> None:
     insert, _, _ = _statements(table)
-    with pytest.raises(ZeroDivisionError), prepared_transaction(engine) as tx:
+    with pytest.raises(ZeroDivisionError), _tx(engine) as tx:
         tx.execute(insert, {"id": 1, "v": "a"})
         tx.execute_at_commit(insert, {"id": 2, "v": "b"})
         raise ZeroDivisionError
@@ -140,7 +147,7 @@ def test_an_error_in_the_block_rolls_back_and_never_sends_the_last_statement(
 def test_a_failing_statement_rolls_back_the_whole_transaction(engine: Engine, table: Table) -> None:
     insert, _, _ = _statements(table)
     # wrapped like conn.execute's errors
-    with pytest.raises(IntegrityError), prepared_transaction(engine) as tx:
+    with pytest.raises(IntegrityError), _tx(engine) as tx:
         tx.execute(insert, {"id": 1, "v": "a"})
         tx.execute(insert, {"id": 1, "v": "again"})
     assert _rows(engine, table) == []
@@ -151,13 +158,13 @@ def test_a_failing_last_statement_fails_the_commit_and_keeps_nothing(
     engine: Engine, table: Table
 ) -> None:
     insert, _, _ = _statements(table)
-    with pytest.raises(IntegrityError), prepared_transaction(engine) as tx:
+    with pytest.raises(IntegrityError), _tx(engine) as tx:
         tx.execute(insert, {"id": 1, "v": "a"})
         tx.execute_at_commit(insert, {"id": 1, "v": "duplicate"})
     assert _rows(engine, table) == []
     _assert_back_in_the_pool_idle(engine)
     # and the same statements work on it afterwards
-    with prepared_transaction(engine) as tx:
+    with _tx(engine) as tx:
         tx.execute(insert, {"id": 1, "v": "a"})
         tx.execute_at_commit(insert, {"id": 2, "v": "b"})
     assert _rows(engine, table) == [(1, "a"), (2, "b")]
@@ -165,7 +172,7 @@ def test_a_failing_last_statement_fails_the_commit_and_keeps_nothing(
 
 def test_only_one_statement_can_go_with_the_commit(engine: Engine, table: Table) -> None:
     insert, _, _ = _statements(table)
-    with pytest.raises(RuntimeError, match="only one"), prepared_transaction(engine) as tx:
+    with pytest.raises(RuntimeError, match="only one"), _tx(engine) as tx:
         tx.execute_at_commit(insert, {"id": 1, "v": "a"})
         tx.execute_at_commit(insert, {"id": 2, "v": "b"})
     assert _rows(engine, table) == []
@@ -175,18 +182,18 @@ def test_a_dead_connection_is_invalidated_and_replaced(
     engine: Engine, table: Table, pg_url: str
 ) -> None:
     insert, read, _ = _statements(table)
-    with prepared_transaction(engine) as tx:
+    with _tx(engine) as tx:
         tx.execute(insert, {"id": 1, "v": "a"})
         pid = tx.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
     killer = make_engine(pg_url, pool_size=1, max_overflow=0)
     with killer.connect() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:p, 10000)"), {"p": pid}).scalar()
     killer.dispose()
-    with pytest.raises(DBAPIError) as failure, prepared_transaction(engine) as tx:
+    with pytest.raises(DBAPIError) as failure, _tx(engine) as tx:
         tx.execute(read, {"id": 1})
     assert failure.value.connection_invalidated
     # the pool connects anew, and the statements are prepared again on the new session
-    with prepared_transaction(engine) as tx:
+    with _tx(engine) as tx:
         assert tx.execute(read, {"id": 1}).one() == (1, "a")
         assert tx.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
     _assert_back_in_the_pool_idle(engine)

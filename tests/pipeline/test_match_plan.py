@@ -330,8 +330,13 @@ def _run(
         if isinstance(session, Session):
             outcome = process_event(session, clock, event_id, options)
         else:
-            with prepared_transaction(session) if prepared else session.begin() as conn:
-                outcome = process_event(conn, clock, event_id, options)
+            with session.connect() as conn:
+                if prepared:
+                    with prepared_transaction(conn) as tx:
+                        outcome = process_event(tx, clock, event_id, options)
+                else:
+                    with conn.begin():
+                        outcome = process_event(conn, clock, event_id, options)
         chat: Any = outcome.chat_id
         chat = (names or {}).get(chat, chat)
         if outcome.status is EventStatus.CREATED and chat is not None:

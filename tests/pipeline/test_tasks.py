@@ -6,23 +6,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from shared.clock import FrozenClock
 from shared.config import Settings
 from shared.db.engine import make_engine, make_session_factory
+from shared.db.prepared_tx import PreparedTransaction
 from shared.models import AutomationEvent, EventStatus
+from shared.pipeline import PipelineOptions, process_event
 from shared.tasknames import PROCESS_EVENT, SWEEP_PENDING_EVENTS
 from tests import factories as f
 from worker import celery_app
+from worker.tasks import base as task_base
 from worker.tasks import events as event_tasks
+from worker.tasks.base import runtime_of
 
 pytestmark = [pytest.mark.postgres]
 
@@ -103,6 +109,48 @@ def test_database_outage_retries_and_never_marks_the_event_error(
     row = _row(pg_committed, event_id)
     assert row.status == EventStatus.PENDING  # left for the sweeper
     assert row.error is not None and "server closed the connection" in row.error
+
+
+def _backend_pid(tx: Any) -> int:
+    return int(tx.conn.connection.dbapi_connection.get_backend_pid())  # no round trip
+
+
+def test_the_event_connection_is_kept_between_tasks_and_replaced_when_dead_or_old(
+    app: Celery, pg_committed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = runtime_of(app)
+    clock = FrozenClock(datetime.now(UTC))
+    options = PipelineOptions()
+
+    def one_task() -> tuple[Any, int]:
+        with rt.event_transaction() as tx:
+            assert isinstance(tx, PreparedTransaction)
+            assert process_event(tx, clock, uuid.uuid4(), options).applied is False
+            return tx.conn, _backend_pid(tx)
+
+    conn, pid = one_task()
+    assert one_task() == (conn, pid)  # the same connection, not checked in and out
+
+    killer = make_engine(pg_committed, pool_size=1, max_overflow=0)
+    with killer.connect() as k:
+        assert k.execute(text("SELECT pg_terminate_backend(:p, 10000)"), {"p": pid}).scalar()
+    killer.dispose()
+    with pytest.raises(OperationalError) as failure:
+        one_task()  # the task's error: transient, retried
+    assert event_tasks.is_transient_db_error(failure.value)
+    again, new_pid = one_task()  # the retry: reconnected
+    assert again is conn and new_pid != pid
+
+    monkeypatch.setattr(task_base, "POOL_RECYCLE_SECONDS", -1)
+    replaced, _ = one_task()
+    assert replaced is not conn and conn.closed  # given back to the pool, a new one taken
+
+    # a thread pool's threads each have their own
+    monkeypatch.setattr(task_base, "POOL_RECYCLE_SECONDS", 3600)
+    mine, _ = one_task()
+    with ThreadPoolExecutor(1) as pool:
+        theirs, _ = pool.submit(one_task).result()
+    assert theirs is not mine and one_task()[0] is mine
 
 
 def test_retry_backoff_doubles_and_is_capped() -> None:
