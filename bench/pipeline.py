@@ -40,6 +40,7 @@ from celery import Celery  # noqa: E402
 from proc_cpu import (  # noqa: E402
     Classifier,
     cpu_by_group,
+    host_probe_ms,
     machine_times,
     machine_usage,
     per_unit_ms,
@@ -171,6 +172,7 @@ def run_phase(
     timeout: float,
     worker_pids: list[int],
 ) -> float:
+    probe = host_probe_ms()
     fill(app, task, ids)
     assert int(r.llen(QUEUE)) == len(ids), "queue not filled"
     cpu_before, machine_before = cpu_by_group(worker_groups(worker_pids)), machine_times()
@@ -189,7 +191,11 @@ def run_phase(
     rate = len(ids) / elapsed
     print(f"{name:>10}: {len(ids)} tasks in {elapsed:.2f} s = {rate:,.0f} /s", flush=True)
     print(f"{'':>12}CPU ms/task: {per_unit_ms(cpu_before, cpu_after, len(ids))}", flush=True)
-    print(f"{'':>12}{machine_usage(machine_before, machine_after)}", flush=True)
+    print(
+        f"{'':>12}{machine_usage(machine_before, machine_after)}; "
+        f"host probe {probe:.0f} ms (before the phase; lower is a faster host)",
+        flush=True,
+    )
     return rate
 
 

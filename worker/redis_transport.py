@@ -7,9 +7,10 @@ table of some two hundred response callbacks every time: about a fifth of the ma
 CPU per task in ``bench/pipeline.py``. The client object holds no connection of its own (it
 borrows from the channel's pool per command), so one per channel and pool serves every call.
 
-The two pipelines themselves are plain (no ``MULTI``/``EXEC``: half the commands for Redis and
-for the client to parse) and the unacknowledged record is encoded with orjson. The transaction
-bought nothing: Redis runs a pipeline's commands in order, and the only reader of these keys,
+The two pairs of commands are sent without ``MULTI``/``EXEC`` (half the commands for Redis and
+for the client to parse) and without redis-py's pipeline object, and the unacknowledged record
+is encoded with orjson. The transaction bought nothing: Redis runs the commands of one write in
+order, and the only reader of these keys,
 ``restore_visible``, takes only entries older than the visibility timeout (far longer than a
 task may run) under a ``WATCH`` of the hash, so it never sees one half-written or half-removed.
 Even if it did, the effect would be a redelivery, which the event task tolerates (idempotent).
@@ -44,21 +45,40 @@ def _record(message: Any) -> str:
 
 class QoS(kombu_redis.QoS):  # type: ignore[misc]
     def append(self, message: Any, delivery_tag: str) -> None:
-        with self.channel.conn_or_acquire() as client:
-            pipe = client.pipeline(transaction=False)
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time()})
-            pipe.hset(self.unacked_key, delivery_tag, _record(message))
-            pipe.execute()
+        self._send(
+            ("ZADD", self.unacked_index_key, time(), delivery_tag),
+            ("HSET", self.unacked_key, delivery_tag, _record(message)),
+        )
         virtual.QoS.append(self, message, delivery_tag)
 
-    def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
-        if pipe is not None:  # restore's WATCH transaction
-            return super()._remove_from_indices(delivery_tag, pipe)
-        with self.channel.conn_or_acquire() as client:
+    def ack(self, delivery_tag: str) -> None:
+        self._send(
+            ("ZREM", self.unacked_index_key, delivery_tag),
+            ("HDEL", self.unacked_key, delivery_tag),
+        )
+        virtual.QoS.ack(self, delivery_tag)
+
+    def _send(self, *commands: tuple[Any, ...]) -> None:
+        """``commands`` in one round trip on a connection of the channel's pool, without a
+        pipeline object: about 40 µs of CPU less per call than redis-py's pipeline."""
+        client = self.channel._create_client()
+        if getattr(client, "global_keyprefix", None):  # kombu's prefixing client: its way
             pipe = client.pipeline(transaction=False)
-            return pipe.zrem(self.unacked_index_key, delivery_tag).hdel(
-                self.unacked_key, delivery_tag
-            )
+            for command in commands:
+                pipe.execute_command(*command)
+            pipe.execute()
+            return
+        pool = client.connection_pool
+        conn = pool.get_connection("_")
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            for _ in commands:
+                conn.read_response()  # raises an error reply
+        except BaseException:
+            conn.disconnect()  # replies may be left unread on it
+            raise
+        finally:
+            pool.release(conn)
 
 
 class Channel(kombu_redis.Channel):  # type: ignore[misc]

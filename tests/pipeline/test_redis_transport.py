@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+import redis
 from kombu import Connection
 
 from shared.config import Settings
@@ -84,3 +86,21 @@ def test_an_unacknowledged_message_is_recorded_and_restored_intact(
         assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
         simple.close()
     app.close()
+
+
+def test_an_error_reply_is_raised_and_the_connection_stays_usable(redis_url: str) -> None:
+    key = f"test-unacked-{uuid.uuid4().hex[:8]}"
+    options = {"unacked_key": key, "unacked_index_key": f"{key}-index"}
+    with Connection(redis_url, transport=Transport, transport_options=options) as conn:
+        channel = conn.default_channel
+        client = channel._create_client()
+        client.set(key, "not a hash")
+        try:
+            with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+                channel.qos.ack("some-tag")
+            # nothing left unread on the pool's connections: the next commands answer right
+            client.delete(key)
+            channel.qos.ack("some-tag")
+            assert client.ping() is True and client.exists(key) == 0
+        finally:
+            client.delete(key, f"{key}-index")
