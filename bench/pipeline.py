@@ -41,6 +41,7 @@ from proc_cpu import (  # noqa: E402
     Classifier,
     cpu_by_group,
     host_probe_ms,
+    ipc_probe_us,
     machine_times,
     machine_usage,
     per_unit_ms,
@@ -172,7 +173,7 @@ def run_phase(
     timeout: float,
     worker_pids: list[int],
 ) -> float:
-    probe = host_probe_ms()
+    probe, ipc = host_probe_ms(), ipc_probe_us()
     fill(app, task, ids)
     assert int(r.llen(QUEUE)) == len(ids), "queue not filled"
     cpu_before, machine_before = cpu_by_group(worker_groups(worker_pids)), machine_times()
@@ -193,7 +194,8 @@ def run_phase(
     print(f"{'':>12}CPU ms/task: {per_unit_ms(cpu_before, cpu_after, len(ids))}", flush=True)
     print(
         f"{'':>12}{machine_usage(machine_before, machine_after)}; "
-        f"host probe {probe:.0f} ms (before the phase; lower is a faster host)",
+        f"host probes before the phase: Python {probe:.0f} ms, IPC {ipc:.1f} µs "
+        "(lower is a faster host)",
         flush=True,
     )
     return rate

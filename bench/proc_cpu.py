@@ -108,3 +108,29 @@ def host_probe_ms(rounds: int = 3) -> float:
             total += _PROBE_TABLE[i]["m"]
         best = min(best, time.process_time() - start)
     return best * 1000
+
+
+def ipc_probe_us(round_trips: int = 3000) -> float:
+    """Microseconds per round trip of one byte between two processes over pipes (wall time,
+    the median of three runs): what every hand-off between the worker's processes, Redis and
+    PostgreSQL costs on this host right now (wake-ups, context switches). It moves
+    independently of :func:`host_probe_ms` on shared vCPUs."""
+    runs = []
+    for _ in range(3):
+        r1, w1 = os.pipe()
+        r2, w2 = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            for _ in range(round_trips):
+                os.read(r1, 1)
+                os.write(w2, b"x")
+            os._exit(0)
+        start = time.perf_counter()
+        for _ in range(round_trips):
+            os.write(w1, b"x")
+            os.read(r2, 1)
+        runs.append((time.perf_counter() - start) / round_trips * 1e6)
+        os.waitpid(pid, 0)
+        for fd in (r1, w1, r2, w2):
+            os.close(fd)
+    return sorted(runs)[1]
