@@ -4,11 +4,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, Text
+from sqlalchemy import ForeignKey, Index, Integer, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, enum_type, new_id
 from shared.models.enums import ChatStatus, ClientType, MessageRole
+
+#: chat columns referencing another row that are NULL for most chats (partial indexes)
+NULLABLE_REFERENCES = ("parent_chat_id", "root_chat_id", "model_config_id")
 
 
 class Chat(Base):
@@ -32,8 +35,19 @@ class Chat(Base):
             "organization_id",
             "updated_at",
         ),
-        Index("ix_chats_parent_chat_id", "parent_chat_id"),
-        Index("ix_chats_root_chat_id", "root_chat_id"),
+        # Only where set (sub-chats, chats with a model configuration): the lookups they
+        # serve (a parent's sub-chats, the foreign keys' ON DELETE) are by value, and every
+        # chat insert and every non-HOT chat update (an event continuing it moves updated_at)
+        # would otherwise add a NULL entry to each.
+        *(
+            Index(
+                f"ix_chats_{column}",
+                column,
+                postgresql_where=text(f"{column} IS NOT NULL"),
+                sqlite_where=text(f"{column} IS NOT NULL"),
+            )
+            for column in NULLABLE_REFERENCES
+        ),
         Index("ix_chats_status", "status"),
     )
 
@@ -51,7 +65,7 @@ class Chat(Base):
         ForeignKey("automations.id", ondelete="SET NULL")
     )
     model_config_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("model_configs.id", ondelete="SET NULL"), index=True
+        ForeignKey("model_configs.id", ondelete="SET NULL")
     )
     archived: Mapped[bool] = mapped_column(default=False)
     pin_order: Mapped[int] = mapped_column(Integer, default=0)

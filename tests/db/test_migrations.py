@@ -94,16 +94,27 @@ def test_round_trip_restores_default_compression_on_postgres(pg_scratch_url: str
             "UPDATE automation_events SET trigger_id = NULL WHERE trigger_id = $1",
             "uq_automation_events_trigger_id_delivery_id",
         ),
+        # migration 0006: ON DELETE CASCADE of a parent or root chat, SET NULL of a model
+        # configuration, and a parent's sub-chats
+        ("DELETE FROM chats WHERE parent_chat_id = $1", "ix_chats_parent_chat_id"),
+        ("DELETE FROM chats WHERE root_chat_id = $1", "ix_chats_root_chat_id"),
+        (
+            "UPDATE chats SET model_config_id = NULL WHERE model_config_id = $1",
+            "ix_chats_model_config_id",
+        ),
+        ("SELECT id FROM chats WHERE parent_chat_id = $1", "ix_chats_parent_chat_id"),
     ],
 )
-def test_event_lookups_by_chat_or_trigger_stay_index_scans(
+def test_lookups_by_a_referenced_id_stay_index_scans(
     pg_engine: Engine, query: str, index: str
 ) -> None:
-    """Migration 0005: partial chat-id indexes and no separate trigger_id index; the foreign
-    keys' SET NULL lookups must still find their rows through an index."""
+    """Migrations 0005 and 0006: partial indexes (only where the reference is set) and no
+    separate trigger_id index; the foreign keys' lookups must still find their rows through
+    an index, in the generic plan a prepared statement keeps too."""
     with pg_engine.connect() as conn:
         conn.exec_driver_sql("SET enable_seqscan = off")
-        conn.exec_driver_sql(f"PREPARE q(uuid) AS {query}")  # a generic plan for any id
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")  # a plan for any id
+        conn.exec_driver_sql(f"PREPARE q(uuid) AS {query}")
         try:
             plan = "\n".join(conn.exec_driver_sql("EXPLAIN EXECUTE q(gen_random_uuid())").scalars())
         finally:
