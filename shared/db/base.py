@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Enum, MetaData, TypeDecorator, Uuid
+from sqlalchemy import JSON, DateTime, Dialect, Enum, Index, MetaData, TypeDecorator, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
@@ -20,6 +20,12 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index over the rows meeting ``where``, on PostgreSQL and SQLite alike."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+
 
 #: JSON everywhere, JSONB on PostgreSQL (containment lookups, GIN indexes).
 JSONType = JSON().with_variant(JSONB(), "postgresql")

@@ -12,11 +12,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.db.base import Base, enum_type, new_id
+from shared.db.base import Base, enum_type, new_id, partial_index
 from shared.models.enums import AutomationStatus, EventStatus, TriggerType
 
 
@@ -120,11 +119,6 @@ class AutomationTrigger(Base):
     automation: Mapped[Automation] = relationship(back_populates="triggers")
 
 
-def _partial_index(name: str, *columns: str, where: str) -> Index:
-    """An index over the rows meeting ``where``, on PostgreSQL and SQLite alike."""
-    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
-
-
 class AutomationEvent(Base):
     """Append-only audit trail of every trigger firing; also the rate-limit data source."""
 
@@ -141,23 +135,23 @@ class AutomationEvent(Base):
         CheckConstraint("occurrences >= 1", name="occurrences_positive"),
         Index("ix_automation_events_automation_received", "automation_id", "received_at"),
         Index("ix_automation_events_received_at", "received_at"),
-        _partial_index(
+        partial_index(
             "ix_automation_events_rate_limit",
             "automation_id",
             "received_at",
             where="status IN ('created', 'continued')",
         ),
-        _partial_index("ix_automation_events_pending", "received_at", where="status = 'pending'"),
+        partial_index("ix_automation_events_pending", "received_at", where="status = 'pending'"),
         # For ON DELETE SET NULL of a chat and the events of a chat. Partial: most events
         # reference no chat, or only one of the two, and an index entry is written for each
         # event insert and each (never HOT) status update. Lookups by trigger_id use the
         # unique (trigger_id, delivery_id) index.
-        _partial_index(
+        partial_index(
             "ix_automation_events_matched_chat_id",
             "matched_chat_id",
             where="matched_chat_id IS NOT NULL",
         ),
-        _partial_index(
+        partial_index(
             "ix_automation_events_created_chat_id",
             "created_chat_id",
             where="created_chat_id IS NOT NULL",

@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, Text, text
+from sqlalchemy import ForeignKey, Index, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db.base import Base, enum_type, new_id
+from shared.db.base import Base, enum_type, new_id, partial_index
 from shared.models.enums import ChatStatus, ClientType, MessageRole
 
 #: chat columns referencing another row that are NULL for most chats (partial indexes)
@@ -40,12 +40,7 @@ class Chat(Base):
         # chat insert and every non-HOT chat update (an event continuing it moves updated_at)
         # would otherwise add a NULL entry to each.
         *(
-            Index(
-                f"ix_chats_{column}",
-                column,
-                postgresql_where=text(f"{column} IS NOT NULL"),
-                sqlite_where=text(f"{column} IS NOT NULL"),
-            )
+            partial_index(f"ix_chats_{column}", column, where=f"{column} IS NOT NULL")
             for column in NULLABLE_REFERENCES
         ),
         Index("ix_chats_status", "status"),
