@@ -44,9 +44,7 @@ class PreparedTransaction:
         return self.conn.dialect
 
     def execute(self, statement: PreparedStatement, params: dict[str, Any]) -> PreparedResult:
-        before = "" if self._begun else "BEGIN;"
-        self._begun = True  # even if it fails: BEGIN may have run, rollback() looks
-        return statement.run(self.conn, params, before=before)
+        return statement.run(self.conn, params, before=self._begin())
 
     def execute_at_commit(self, statement: PreparedStatement, params: dict[str, Any]) -> None:
         """Send ``statement`` with the ``COMMIT``, in one round trip: for the transaction's
@@ -61,12 +59,16 @@ class PreparedTransaction:
         pending, self._at_commit = self._at_commit, None
         if pending is not None:
             statement, params = pending
-            before = "" if self._begun else "BEGIN;"
-            self._begun = True
-            statement.run(self.conn, params, before=before, after=";COMMIT")
+            statement.run(self.conn, params, before=self._begin(), after=";COMMIT")
         elif self._begun:
             send(self.conn, "COMMIT", None)
         self._begun = False
+
+    def _begin(self) -> str:
+        """``BEGIN;`` for the transaction's first statement, else nothing. Counted as begun
+        from then on, even if that statement fails: BEGIN may have run, rollback() looks."""
+        begun, self._begun = self._begun, True
+        return "" if begun else "BEGIN;"
 
     def rollback(self) -> None:
         """End whatever is open on the server. A connection that cannot even do that is

@@ -26,7 +26,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import null, update
 from sqlalchemy.engine import Connection
@@ -71,6 +71,12 @@ class Outcome:
     resolved_labels: dict[str, str] | None = None
 
 
+def _on_sqlite(conn: sql.Executor) -> TypeGuard[Connection]:
+    """SQLite runs plain statements one by one (a :class:`PreparedTransaction` is PostgreSQL
+    only)."""
+    return isinstance(conn, Connection) and conn.dialect.name != "postgresql"
+
+
 def _load(conn: sql.Executor, event_id: uuid.UUID, options: PipelineOptions) -> Any:
     """The event (row-locked) with its automation and trigger, in one round trip.
 
@@ -78,7 +84,7 @@ def _load(conn: sql.Executor, event_id: uuid.UUID, options: PipelineOptions) -> 
     lock) and, unless configured otherwise, switches this transaction to asynchronous commit
     (see :class:`PipelineOptions`).
     """
-    if isinstance(conn, Connection) and conn.dialect.name != "postgresql":
+    if _on_sqlite(conn):
         return conn.execute(sql.LOAD_SQLITE, {"event_id": event_id}).first()
     stmt = sql.LOAD_PG_SYNC if options.synchronous_commit else sql.LOAD_PG_ASYNC
     return sql.execute(conn, stmt, {"event_id": event_id}, options.prepared_statements).first()
@@ -105,7 +111,7 @@ def _context(
         "organization_id": ev.organization_id,
         "labels": labels,
     }
-    if isinstance(conn, Connection) and conn.dialect.name != "postgresql":
+    if _on_sqlite(conn):
         messages = creates = 0
         if since is not None:
             row = conn.execute(sql.COUNTS_SQLITE, params).one()
@@ -156,7 +162,7 @@ def _finish(
     for part in (chat, touch, message):
         if part:
             params.update(part)
-    if isinstance(conn, Connection) and conn.dialect.name != "postgresql":
+    if _on_sqlite(conn):
         # SQLite: the chat writes one by one, then the event
         if chat is not None:
             conn.execute(sql.INSERT_CHAT, params)
