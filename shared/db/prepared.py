@@ -152,16 +152,17 @@ class PreparedStatement:
         sql, args = self.render(conn.dialect, params)
         description, rows, rowcount = send(conn, f"{before}{sql}{after}", args or None)
         _, results = self._processors_for(conn.dialect, description)
-        if results:
+        make = self._row._make if self._row is not None else tuple
+        if results:  # processed and made into named rows in one pass
             rows = [
-                tuple(
+                make(
                     process(value) if process is not None else value
                     for process, value in zip(results, row, strict=True)
                 )
                 for row in rows
             ]
-        if self._row is not None:
-            rows = [self._row._make(row) for row in rows]
+        elif self._row is not None:
+            rows = [make(row) for row in rows]
         return PreparedResult(rows, self._keys, rowcount)
 
     def _processors_for(self, dialect: Dialect, description: Any) -> _Processors:
