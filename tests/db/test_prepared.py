@@ -25,6 +25,7 @@ from shared.models import ChatStatus, ClientType, EventStatus, User
 from shared.pipeline import statements
 from shared.pipeline.tables import chats, events
 from tests import factories as f
+from tests.harness.services import terminate_backend
 
 pytestmark = pytest.mark.postgres
 
@@ -32,14 +33,6 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def engine(pg_url: str) -> Iterator[Engine]:
     eng = make_engine(pg_url, pool_size=2, max_overflow=2, pool_pre_ping=False)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def killer(pg_url: str) -> Iterator[Engine]:
-    """Another engine on the same database, to terminate the first one's backends."""
-    eng = make_engine(pg_url, pool_size=1, max_overflow=0)
     yield eng
     eng.dispose()
 
@@ -67,13 +60,6 @@ def _prepared_here(conn: Connection, name: str) -> tuple[int, int]:
         {"name": name},
     ).one()
     return int(row[0]), int(row[1])
-
-
-def _terminate(killer: Engine, pid: int) -> None:
-    with killer.connect() as conn:
-        # the timeout makes it wait until the backend is really gone
-        gone = conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
-        assert gone.scalar_one() is True
 
 
 def _seed(conn: Connection, clock: FrozenClock) -> dict[str, Any]:
@@ -348,13 +334,13 @@ def test_prepared_again_after_conn_invalidate(engine: Engine) -> None:
         assert _prepared_here(conn, ps.name) == (1, 1)
 
 
-def test_prepared_again_after_the_backend_was_terminated(engine: Engine, killer: Engine) -> None:
+def test_prepared_again_after_the_backend_was_terminated(engine: Engine, pg_url: str) -> None:
     ps = PreparedStatement(_name("terminated"), _by_id())
     params = {"event_id": uuid.uuid4()}
     with engine.connect() as conn:
         ps(conn, params).all()
         dead = _pid(conn)
-    _terminate(killer, dead)
+    terminate_backend(pg_url, dead)
     with engine.connect() as conn:
         # the pool hands out the dead connection (no pre-ping); EXECUTE fails on it and
         # SQLAlchemy invalidates it
@@ -368,13 +354,13 @@ def test_prepared_again_after_the_backend_was_terminated(engine: Engine, killer:
 
 
 def test_first_use_on_a_dead_connection_fails_like_conn_execute(
-    engine: Engine, killer: Engine
+    engine: Engine, pg_url: str
 ) -> None:
     ps = PreparedStatement(_name("dead_first_use"), _by_id())
     params = {"event_id": uuid.uuid4()}
     with engine.connect() as conn:
         dead = _pid(conn)
-    _terminate(killer, dead)
+    terminate_backend(pg_url, dead)
     with engine.connect() as conn:
         with pytest.raises(DBAPIError) as failure:
             ps(conn, params)  # its first use on this connection: PREPARE, then EXECUTE

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from shared.db.engine import make_engine
 from shared.db.prepared import PreparedStatement
 from shared.db.prepared_tx import PreparedTransaction, prepared_transaction
+from tests.harness.services import terminate_backend
 
 pytestmark = pytest.mark.postgres
 
@@ -80,6 +81,11 @@ def _counting(engine: Engine) -> list[str]:
         dbapi.cursor_factory = _Counting
     _Counting.sent = []
     return _Counting.sent
+
+
+def _backend_pid(tx: PreparedTransaction) -> int:
+    dbapi: Any = tx.conn.connection.dbapi_connection
+    return int(dbapi.get_backend_pid())  # no round trip
 
 
 def _assert_back_in_the_pool_idle(engine: Engine) -> None:
@@ -184,16 +190,13 @@ def test_a_dead_connection_is_invalidated_and_replaced(
     insert, read, _ = _statements(table)
     with _tx(engine) as tx:
         tx.execute(insert, {"id": 1, "v": "a"})
-        pid = tx.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    killer = make_engine(pg_url, pool_size=1, max_overflow=0)
-    with killer.connect() as conn:
-        assert conn.execute(text("SELECT pg_terminate_backend(:p, 10000)"), {"p": pid}).scalar()
-    killer.dispose()
+        pid = _backend_pid(tx)
+    terminate_backend(pg_url, pid)
     with pytest.raises(DBAPIError) as failure, _tx(engine) as tx:
         tx.execute(read, {"id": 1})
     assert failure.value.connection_invalidated
     # the pool connects anew, and the statements are prepared again on the new session
     with _tx(engine) as tx:
         assert tx.execute(read, {"id": 1}).one() == (1, "a")
-        assert tx.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+        assert _backend_pid(tx) != pid
     _assert_back_in_the_pool_idle(engine)

@@ -333,6 +333,19 @@ def _admin_connection(url: str, dbname: str | None = None) -> psycopg2.extension
     return conn
 
 
+def terminate_backend(url: str, pid: int) -> None:
+    """Terminate PostgreSQL backend ``pid`` (what an administrator or a server restart does to
+    a connection) and wait until it is really gone."""
+    admin = _admin_connection(url)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+            row = cur.fetchone()
+    finally:
+        admin.close()
+    assert row is not None and row[0] is True, f"backend {pid} was not terminated"
+
+
 def fresh_pg_database(base_url: str, name: str, *, migrated: bool = False) -> str:
     """(Re)create database ``name`` on the server of ``base_url``; returns its URL."""
     admin = _admin_connection(base_url)

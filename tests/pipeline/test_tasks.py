@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -25,6 +24,7 @@ from shared.models import AutomationEvent, EventStatus
 from shared.pipeline import PipelineOptions, process_event
 from shared.tasknames import PROCESS_EVENT, SWEEP_PENDING_EVENTS
 from tests import factories as f
+from tests.harness.services import terminate_backend
 from worker import celery_app
 from worker.tasks import base as task_base
 from worker.tasks import events as event_tasks
@@ -131,10 +131,7 @@ def test_the_event_connection_is_kept_between_tasks_and_replaced_when_dead_or_ol
     conn, pid = one_task()
     assert one_task() == (conn, pid)  # the same connection, not checked in and out
 
-    killer = make_engine(pg_committed, pool_size=1, max_overflow=0)
-    with killer.connect() as k:
-        assert k.execute(text("SELECT pg_terminate_backend(:p, 10000)"), {"p": pid}).scalar()
-    killer.dispose()
+    terminate_backend(pg_committed, pid)
     with pytest.raises(OperationalError) as failure:
         one_task()  # the task's error: transient, retried
     assert event_tasks.is_transient_db_error(failure.value)
