@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, request
 from sqlalchemy import text
 
-from shared.db.engine import make_engine
+from shared.infra.db.engine import make_engine
 
 app = Flask("bare")
 _engine = make_engine(

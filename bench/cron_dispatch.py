@@ -36,12 +36,12 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.config import Settings
 from shared.cron.dispatch import dispatch_due, due_query
-from shared.db.engine import make_engine, make_session_factory
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
+from shared.infra.db.engine import make_engine, make_session_factory
+from shared.infra.queues import QUEUE_EVENTS
 from shared.models import AutomationEvent, User
-from shared.tasknames import QUEUE_EVENTS
 from tests import factories
 from tests.harness.services import find_postgres, find_redis, fresh_pg_database
 from worker.celery_app import create_celery

@@ -1,4 +1,4 @@
-"""Micro-benchmark: shared.gjson.get vs a plain dict walk vs jsonpath-ng.
+"""Micro-benchmark: shared.lib.gjson.get vs a plain dict walk vs jsonpath-ng.
 
 Run: ``python bench/gjson_bench.py``.  Prints ns/op and ratios; targets are
 gjson/dict-walk <= 3 and jsonpath-ng/gjson >= 10.
@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.gjson import get
+from shared.lib.gjson import get
 
 PATH = "repository.owner.login"
 KEYS = tuple(PATH.split("."))
@@ -158,7 +158,7 @@ def main() -> int:
         for name, fn in cands.items():
             best[name] = min(best[name], best_ns(fn, calls[name], repeat=1))
     t_gjson, t_walk, t_inline, t_call = (best[k] for k in ("gjson", "walk", "inline", "call"))
-    print(f"shared.gjson get:          {t_gjson:8.1f} ns/op")
+    print(f"shared.lib.gjson get:          {t_gjson:8.1f} ns/op")
     print(f"dict walk (loop function): {t_walk:8.1f} ns/op")
     print(f"dict walk (inline expr):   {t_inline:8.1f} ns/op  (reference)")
     print(f"empty lambda call:         {t_call:8.1f} ns/op  (timing overhead, in all figures)")

@@ -51,11 +51,11 @@ from proc_cpu import (  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from shared.clock import system_clock  # noqa: E402
-from shared.db import migrate  # noqa: E402
-from shared.db.engine import make_engine  # noqa: E402
+from shared.infra.clock import system_clock  # noqa: E402
+from shared.infra.db import migrate  # noqa: E402
+from shared.infra.db.engine import make_engine  # noqa: E402
 from shared.models import AutomationEvent, AutomationStatus  # noqa: E402
-from shared.webhooks.signatures import sign_github  # noqa: E402
+from shared.triggers.signatures import sign_github  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.harness.processes import wait_http  # noqa: E402
 from tests.harness.services import find_postgres, find_redis, free_port, fresh_pg_database  # noqa: E402
@@ -437,7 +437,7 @@ def main() -> int:
     ):
         if key in os.environ:
             env[key] = os.environ[key]
-    from shared.config import Settings
+    from shared.infra.config import Settings
 
     settings = Settings(database_url=db_url)  # defaults + AUTOMATIONS_* of this process
     loader = "wrk" if shutil.which("wrk") and not args.python_client else "python http.client"

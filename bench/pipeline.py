@@ -50,11 +50,11 @@ from proc_cpu import (  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from shared.clock import FrozenClock  # noqa: E402
-from shared.config import Settings  # noqa: E402
-from shared.db.engine import make_engine  # noqa: E402
+from shared.infra.clock import FrozenClock  # noqa: E402
+from shared.infra.config import Settings  # noqa: E402
+from shared.infra.db.engine import make_engine  # noqa: E402
+from shared.infra.queues import PROCESS_EVENT  # noqa: E402
 from shared.models import AutomationEvent, EventStatus  # noqa: E402
-from shared.tasknames import PROCESS_EVENT  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.harness.processes import Proc  # noqa: E402
 from tests.harness.services import find_postgres, find_redis, fresh_pg_database  # noqa: E402

@@ -6,7 +6,7 @@ Run by ``bench/pipeline.py`` as ``celery -A pipeline_celery worker`` with ``benc
 
 from __future__ import annotations
 
-from shared.config import load_settings
+from shared.infra.config import load_settings
 from worker.celery_app import create_celery
 
 NOOP = "bench.noop"

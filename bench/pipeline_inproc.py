@@ -31,10 +31,11 @@ from pipeline import seed  # noqa: E402
 from proc_cpu import TICKS  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from shared.clock import system_clock  # noqa: E402
-from shared.db.engine import make_engine  # noqa: E402
-from shared.db.prepared_tx import prepared_transaction  # noqa: E402
-from shared.pipeline import PipelineOptions, process_event  # noqa: E402
+from shared.events.options import PipelineOptions  # noqa: E402
+from shared.events.pipeline import process_event  # noqa: E402
+from shared.infra.clock import system_clock  # noqa: E402
+from shared.infra.db.engine import make_engine  # noqa: E402
+from shared.infra.db.prepared_tx import prepared_transaction  # noqa: E402
 from tests.harness.services import find_postgres, fresh_pg_database  # noqa: E402
 
 DB_NAME = "bench_pipeline_inproc"

@@ -6,7 +6,7 @@ Creates (drops first) its own PostgreSQL database ``bench_purge`` next to the te
 (``AUTOMATIONS_TEST_DATABASE_URL`` or the local default, else a throwaway server), migrates it,
 COPYs ``--rows`` expired events (8-30 days old, ~1 in 10 a bad-signature ``error`` row, small
 JSON payloads) and ``--keep`` recent ones over 100 automations, then runs
-``shared.maintenance.purge.purge_expired_events`` with the production defaults (batches of
+``shared.events.retention.purge_expired_events`` with the production defaults (batches of
 5,000, 50 ms pause). Reports rows/s (wall clock including pauses, and deleting only), the
 longest single batch transaction (target < 1 s) and checks that exactly the expired rows went.
 """
@@ -28,10 +28,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.config import Settings
-from shared.db.engine import make_engine
-from shared.maintenance.purge import purge_expired_events
+from shared.events.retention import purge_expired_events
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
+from shared.infra.db.engine import make_engine
 from shared.models import AutomationEvent, User
 from tests import factories
 from tests.harness.services import find_postgres, fresh_pg_database

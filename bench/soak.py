@@ -49,10 +49,10 @@ import redis  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from shared.db import migrate  # noqa: E402
-from shared.db.engine import make_engine  # noqa: E402
+from shared.infra.db import migrate  # noqa: E402
+from shared.infra.db.engine import make_engine  # noqa: E402
 from shared.models import AutomationEvent  # noqa: E402
-from shared.webhooks.signatures import sign_github  # noqa: E402
+from shared.triggers.signatures import sign_github  # noqa: E402
 from tests.faults.harness import SECRET, AutomationSpec, seed  # noqa: E402
 from tests.harness.processes import (  # noqa: E402
     Proc,

@@ -1,4 +1,4 @@
-"""Alembic environment. The URL comes from the caller (``shared.db.migrate``) or the settings."""
+"""Alembic environment. The URL comes from the caller (``shared.infra.db.migrate``) or settings."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy import pool
 
 import shared.models  # noqa: F401  (registers every table)
-from shared.db.base import UTCDateTime, metadata
-from shared.db.engine import make_engine
+from shared.infra.db.base import UTCDateTime, metadata
+from shared.infra.db.engine import make_engine
 
 config = context.config
 
@@ -18,7 +18,7 @@ def _url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return str(url)
-    from shared.config import load_settings
+    from shared.infra.config import load_settings
 
     return load_settings().effective_database_url
 

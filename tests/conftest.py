@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.db import migrate
-from shared.db.base import metadata
-from shared.db.engine import make_engine
+from shared.infra.clock import FrozenClock
+from shared.infra.db import migrate
+from shared.infra.db.base import metadata
+from shared.infra.db.engine import make_engine
 from tests.harness.services import (
     Service,
     drop_pg_database,

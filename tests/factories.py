@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.clock import Clock
+from shared.infra.clock import Clock
 from shared.models import (
     Automation,
     AutomationEvent,

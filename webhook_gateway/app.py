@@ -9,10 +9,10 @@ from celery import Celery
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from shared.clock import Clock, system_clock
-from shared.config import Settings, load_settings
-from shared.db.engine import engine_from_settings, make_session_factory
-from shared.logs import configure_logging
+from shared.infra.clock import Clock, system_clock
+from shared.infra.config import Settings, load_settings
+from shared.infra.db.engine import engine_from_settings, make_session_factory
+from shared.infra.logs import configure_logging
 from webhook_gateway.context import Gateway
 
 log = logging.getLogger(__name__)

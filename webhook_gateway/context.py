@@ -9,8 +9,8 @@ from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.clock import Clock
-from shared.config import Settings
+from shared.infra.clock import Clock
+from shared.infra.config import Settings
 
 
 @dataclass

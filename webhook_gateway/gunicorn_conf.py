@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from shared.config import load_settings
+from shared.infra.config import load_settings
 
 _settings = load_settings()
 

@@ -30,24 +30,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from shared.crypto import Keyring
-from shared.ingest import (
-    TriggerCache,
-    TriggerSnapshot,
-    delivery_id_from,
-    load_trigger,
-    parse_trigger_id,
-    prepare_payload,
-    record_bad_signature,
-    record_event,
-)
-from shared.publish import EventPublisher, PublishFailure, make_publisher
-from shared.webhooks.signatures import (
-    GITHUB_HEADER,
-    STANDARD_SIGNATURE_HEADER,
-    Verdict,
-    verify,
-)
+from shared.events.ingest import delivery_id_from, record_bad_signature, record_event
+from shared.events.payload import prepare_payload
+from shared.infra.broker import EventPublisher, PublishFailure, make_publisher
+from shared.infra.crypto import Keyring
+from shared.triggers.lookup import TriggerCache, TriggerSnapshot, load_trigger, parse_trigger_id
+from shared.triggers.signatures import GITHUB_HEADER, STANDARD_SIGNATURE_HEADER, Verdict, verify
 from webhook_gateway import access_log
 from webhook_gateway.context import Gateway, gateway
 from webhook_gateway.metrics import PUBLISH_FAILURES, observe
@@ -277,7 +265,7 @@ def _reject_signature(
 
 def _publish(state: IngressState, event_id: uuid.UUID) -> None:
     """Send the event to the broker; the 202 does not wait for the broker's reply (see
-    :mod:`shared.publish`). A failure, of this publish or found now for an earlier one,
+    :mod:`shared.infra.broker`). A failure, of this publish or found now for an earlier one,
     leaves that event ``pending`` for the sweeper; it is counted and logged."""
     try:
         failures = state.publisher.publish_unconfirmed(event_id)

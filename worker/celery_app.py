@@ -7,8 +7,8 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-from shared.config import Settings
-from shared.tasknames import ALL_QUEUES, QUEUE_EVENTS
+from shared.infra.config import Settings
+from shared.infra.queues import ALL_QUEUES, QUEUE_EVENTS
 from worker.schedule import beat_schedule
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.config import Settings
-from shared.tasknames import DISPATCH_CRON, PURGE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
+from shared.infra.config import Settings
+from shared.infra.queues import DISPATCH_CRON, PURGE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

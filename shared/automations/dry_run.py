@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.authz import Principal
-from shared.automations.automations import get_automation
-from shared.automations.errors import NotFound
-from shared.automations.triggers import validate_filter, validate_label_paths
+from shared.accounts.authz import Principal
+from shared.automations.service import get_automation
+from shared.errors import NotFound
+from shared.triggers.service import validate_filter, validate_label_paths
 
 __all__ = ["test_automation"]
 
@@ -27,13 +27,13 @@ def test_automation(
 ) -> dict[str, Any]:
     """Needs only read access: nothing is written. A supplied filter/label_paths is
     validated like a saved one; when absent, those of ``trigger_id`` or of the automation's
-    oldest webhook trigger are used (see :func:`shared.pipeline.dry_run`)."""
+    oldest webhook trigger are used (see :func:`shared.automations.dry_run_engine`)."""
     automation = get_automation(session, principal, automation_id)
     if filter is not None:
         filter = validate_filter(filter)
     if label_paths is not None:
         label_paths = validate_label_paths(label_paths)
-    from shared.pipeline import dry_run
+    from shared.automations.dry_run_engine import dry_run
 
     nested = session.begin_nested()
     try:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from shared.config import ConfigError, Settings, load_settings
+from shared.infra.config import ConfigError, Settings, load_settings
 
 
 def settings_or_exit() -> Settings:

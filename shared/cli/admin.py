@@ -7,9 +7,9 @@ import sys
 import click
 
 from shared import accounts
-from shared.clock import system_clock
-from shared.db import migrate
-from shared.db.engine import engine_from_settings, make_session_factory, transaction
+from shared.infra.clock import system_clock
+from shared.infra.db import migrate
+from shared.infra.db.engine import engine_from_settings, make_session_factory, transaction
 
 
 @click.group()

@@ -11,9 +11,9 @@ from typing import Any
 import click
 
 from shared import keys as keyops
-from shared.clock import system_clock
-from shared.crypto import Keyring
-from shared.db.engine import engine_from_settings, make_session_factory
+from shared.infra.clock import system_clock
+from shared.infra.crypto import Keyring
+from shared.infra.db.engine import engine_from_settings, make_session_factory
 
 
 class _Bar:

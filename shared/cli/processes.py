@@ -11,8 +11,8 @@ from types import FrameType
 
 import click
 
-from shared.config import Settings
-from shared.tasknames import ALL_QUEUES
+from shared.infra.config import Settings
+from shared.infra.queues import ALL_QUEUES
 
 STOP_TIMEOUT_SECONDS = 30
 
@@ -109,7 +109,7 @@ def up(no_migrate: bool) -> None:
     AUTOMATIONS_DATA_DIR (default ./var). Ctrl-C stops everything cleanly.
     """
     from shared.cli import settings_or_exit
-    from shared.db import migrate
+    from shared.infra.db import migrate
 
     settings = settings_or_exit()
     if not no_migrate:

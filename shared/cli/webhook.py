@@ -14,7 +14,7 @@ from typing import BinaryIO
 import click
 import requests
 
-from shared.webhooks.signatures import sign_github, sign_standard
+from shared.triggers.signatures import sign_github, sign_standard
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 

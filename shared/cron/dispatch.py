@@ -22,7 +22,7 @@ left, one transaction per batch of up to ``batch_size`` triggers:
    and left to the pending-event sweeper.
 
 Finally, due triggers of ``disabled`` automations are unscheduled (``next_fire_at = NULL``) so a
-re-enabled automation never replays its disabled period (see :mod:`shared.cron.triggers`) and
+re-enabled automation never replays its disabled period (see :mod:`shared.cron.scheduling`) and
 the due query never walks over them again.
 """
 
@@ -40,11 +40,11 @@ from sqlalchemy import Select, Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.clock import Clock
 from shared.cron.schedule import Schedule, ScheduleError, due_fire, parse_schedule, to_rfc3339
-from shared.cron.triggers import FIRING_STATUSES
-from shared.db.base import new_id
-from shared.db.engine import transaction
+from shared.cron.scheduling import FIRING_STATUSES
+from shared.infra.clock import Clock
+from shared.infra.db.base import new_id
+from shared.infra.db.engine import transaction
 from shared.models import (
     Automation,
     AutomationEvent,

@@ -1,4 +1,4 @@
-"""All tables. Importing this module registers every model on ``shared.db.base.metadata``."""
+"""All tables. Importing this module registers every model on ``shared.infra.db.base.metadata``."""
 
 from shared.models.automation import Automation, AutomationEvent, AutomationTrigger, ModelConfig
 from shared.models.chat import Chat, ChatMessage

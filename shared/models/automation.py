@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.db.base import Base, enum_type, new_id, partial_index
+from shared.infra.db.base import Base, enum_type, new_id, partial_index
 from shared.models.enums import AutomationStatus, EventStatus, TriggerType
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db.base import Base, enum_type, new_id, partial_index
+from shared.infra.db.base import Base, enum_type, new_id, partial_index
 from shared.models.enums import ChatStatus, ClientType, MessageRole
 
 #: chat columns referencing another row that are NULL for most chats (partial indexes)

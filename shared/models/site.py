@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db.base import Base, enum_type, new_id
+from shared.infra.db.base import Base, enum_type, new_id
 from shared.models.enums import KeyStatus
 
 

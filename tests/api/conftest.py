@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import accounts
-from shared.clock import FrozenClock
-from shared.config import Settings
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
 from shared.models import (
     Automation,
     AutomationTrigger,

@@ -34,7 +34,7 @@ def test_missing_and_bad_tokens_are_401_json(api: Api) -> None:
 
 
 def test_revoked_and_expired_tokens(api: Api) -> None:
-    from shared.accounts import hash_token
+    from shared.accounts.tokens import hash_token
     from shared.models import ApiKey
 
     key = api.session.scalar(

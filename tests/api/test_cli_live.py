@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from shared import accounts
-from shared.clock import system_clock
-from shared.db.engine import make_engine, make_session_factory, transaction
+from shared.infra.clock import system_clock
+from shared.infra.db.engine import make_engine, make_session_factory, transaction
 from tests.harness.processes import REPO, Proc, service_env, start_gateway, start_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]

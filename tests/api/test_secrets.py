@@ -14,12 +14,12 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import keys
-from shared.clock import FrozenClock
-from shared.config import Settings
-from shared.crypto import Keyring, parse_keys
-from shared.db.engine import make_engine, make_session_factory, transaction
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
+from shared.infra.crypto import Keyring, parse_keys
+from shared.infra.db.engine import make_engine, make_session_factory, transaction
 from shared.models import AuditLog, AutomationTrigger, EncryptionKey, KeyStatus, TriggerType
-from shared.webhooks.signatures import generate_secret
+from shared.triggers.signatures import generate_secret
 from tests import factories as f
 from tests.api.conftest import KEY1, KEY2, Api, Fixture
 
@@ -75,8 +75,8 @@ def test_secrets_are_encrypted_and_never_listed_or_logged(
 
 
 def test_plaintext_when_no_keys(api: Api, pg_session: Session, clock: FrozenClock) -> None:
-    from shared.authz import load_principal
-    from shared.automations import create_trigger
+    from shared.accounts.authz import load_principal
+    from shared.triggers.service import create_trigger
 
     principal = load_principal(pg_session, api.world.owner.user)
     auto = api.create_automation()

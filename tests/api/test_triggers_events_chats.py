@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from shared.models import AuditLog, AutomationTrigger
-from shared.webhooks.signatures import standard_form
+from shared.triggers.signatures import standard_form
 from tests import factories as f
 from tests.api.conftest import PUBLIC_URL, Api, Fixture
 
@@ -100,7 +100,7 @@ def test_regenerate_secret(api: Api, seeded: Fixture) -> None:
     trig = api.session.get(AutomationTrigger, uuid.UUID(tid))
     assert trig is not None and trig.previous_webhook_secret is not None
     # the previous secret is the old one, still decryptable
-    from shared.crypto import Keyring
+    from shared.infra.crypto import Keyring
 
     ring = Keyring(api.app.extensions["automations"].settings.keys)
     assert (

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
 from shared.cron.dispatch import dispatch_due
-from shared.cron.triggers import refresh_next_fire
+from shared.cron.scheduling import refresh_next_fire
+from shared.infra.clock import FrozenClock
 from shared.models import AutomationEvent, AutomationStatus, AutomationTrigger
 from tests import factories
 

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.clock import FrozenClock
 from shared.cron.dispatch import dispatch_due
-from shared.db.engine import make_engine, make_session_factory
+from shared.infra.clock import FrozenClock
+from shared.infra.db.engine import make_engine, make_session_factory
 from shared.models import AutomationEvent
 from tests.cron.helpers import Collector, cron
 

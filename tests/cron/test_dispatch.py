@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
 from shared.cron.dispatch import cron_delivery_id, dispatch_due
 from shared.cron.schedule import ScheduleError
-from shared.cron.triggers import refresh_automation_triggers, refresh_next_fire
+from shared.cron.scheduling import refresh_automation_triggers, refresh_next_fire
+from shared.infra.clock import FrozenClock
 from shared.models import (
     Automation,
     AutomationEvent,

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
 from shared.cron.dispatch import dispatch_due
 from shared.cron.schedule import ScheduleError, parse_schedule
-from shared.cron.triggers import refresh_next_fire
+from shared.cron.scheduling import refresh_next_fire
+from shared.infra.clock import FrozenClock
 from shared.models import AutomationStatus
 from tests import factories
 from tests.cron.helpers import cron, events_of, run_clock

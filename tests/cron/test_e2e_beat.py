@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.clock import system_clock
 from shared.cron.dispatch import cron_delivery_id
-from shared.cron.triggers import refresh_next_fire
-from shared.db.engine import make_engine
+from shared.cron.scheduling import refresh_next_fire
+from shared.infra.clock import system_clock
+from shared.infra.db.engine import make_engine
 from shared.models import AutomationEvent, AutomationStatus, EventStatus
 from tests import factories
 from tests.harness.processes import Proc, service_env, start_beat, start_worker

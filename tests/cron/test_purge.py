@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.db import migrate
-from shared.db.engine import make_engine
-from shared.maintenance.purge import purge_expired_events, purge_guard
+from shared.events.retention import purge_expired_events, purge_guard
+from shared.infra.clock import FrozenClock
+from shared.infra.db import migrate
+from shared.infra.db.engine import make_engine
 from shared.models import AutomationEvent, EventStatus
 from tests import factories
 

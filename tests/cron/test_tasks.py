@@ -11,17 +11,17 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.config import Settings
-from shared.db.engine import make_engine
-from shared.models import AutomationEvent, EventStatus
-from shared.tasknames import (
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
+from shared.infra.db.engine import make_engine
+from shared.infra.queues import (
     DISPATCH_CRON,
     PROCESS_EVENT,
     PURGE_EVENTS,
     QUEUE_EVENTS,
     QUEUE_MAINTENANCE,
 )
+from shared.models import AutomationEvent, EventStatus
 from tests import factories
 from tests.cron.helpers import cron
 from worker.celery_app import create_celery

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
+from shared.infra.clock import FrozenClock
 from shared.models import (
     Automation,
     AutomationEvent,

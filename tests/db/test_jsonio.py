@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.db import jsonio
+from shared.infra.db import jsonio
 
 
 @pytest.mark.parametrize(

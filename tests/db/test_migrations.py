@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, inspect
 
-from shared.db import migrate
-from shared.db.base import metadata
-from shared.db.engine import make_engine
+from shared.infra.db import migrate
+from shared.infra.db.base import metadata
+from shared.infra.db.engine import make_engine
 
 
 def test_no_drift_on_postgres(pg_url: str) -> None:

@@ -1,4 +1,4 @@
-"""``shared.db.prepared.PreparedStatement`` on a real, migrated PostgreSQL database.
+"""``shared.infra.db.prepared.PreparedStatement`` on a real, migrated PostgreSQL database.
 
 Each test gets its own engine (no pre-ping, like the worker's) and uses statement names of
 its own, so what is prepared on one test's connections never leaks into another's.
@@ -18,12 +18,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.db.engine import make_engine
-from shared.db.prepared import PreparedStatement
+from shared.events import statements
+from shared.infra.clock import FrozenClock
+from shared.infra.db.engine import make_engine
+from shared.infra.db.prepared import PreparedStatement
 from shared.models import ChatStatus, ClientType, EventStatus, User
-from shared.pipeline import statements
-from shared.pipeline.tables import chats, events
+from shared.models.tables import chats, events
 from tests import factories as f
 from tests.harness.services import terminate_backend
 

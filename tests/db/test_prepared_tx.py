@@ -1,4 +1,4 @@
-"""``shared.db.prepared_tx``: a transaction of prepared statements with ``BEGIN`` and
+"""``shared.infra.db.prepared_tx``: a transaction of prepared statements with ``BEGIN`` and
 ``COMMIT`` sent together with its first and last statement, on a real PostgreSQL database.
 
 Each test has a table of its own (committed, dropped afterwards) and an engine of its own
@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared.db.engine import make_engine
-from shared.db.prepared import PreparedStatement
-from shared.db.prepared_tx import PreparedTransaction, prepared_transaction
+from shared.infra.db.engine import make_engine
+from shared.infra.db.prepared import PreparedStatement
+from shared.infra.db.prepared_tx import PreparedTransaction, prepared_transaction
 from tests.harness.services import terminate_backend
 
 pytestmark = pytest.mark.postgres

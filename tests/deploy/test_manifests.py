@@ -26,8 +26,8 @@ import pytest
 yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra")
 
 from shared.cli.processes import worker_argv  # noqa: E402
-from shared.config import ENV_PREFIX, Settings  # noqa: E402
-from shared.tasknames import ALL_QUEUES, QUEUE_EVENTS  # noqa: E402
+from shared.infra.config import ENV_PREFIX, Settings  # noqa: E402
+from shared.infra.queues import ALL_QUEUES, QUEUE_EVENTS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

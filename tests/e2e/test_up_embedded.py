@@ -45,7 +45,7 @@ def test_up_serves_healthz_and_readyz_and_stops_cleanly(tmp_path: Path) -> None:
 
 
 def test_readyz_reports_which_dependency_failed(tmp_path: Path) -> None:
-    from shared.config import Settings
+    from shared.infra.config import Settings
     from webhook_gateway.app import create_app
 
     settings = Settings(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.db import migrate
-from shared.db.engine import make_engine
+from shared.infra.db import migrate
+from shared.infra.db.engine import make_engine
 from tests.faults.harness import System
 from tests.harness.services import ThrowawayPostgres, ThrowawayRedis
 

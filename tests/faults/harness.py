@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from shared.clock import system_clock
 from shared.cron.dispatch import cron_delivery_id
+from shared.infra.clock import system_clock
 from shared.models import (
     AutomationEvent,
     AutomationStatus,
@@ -38,7 +38,7 @@ from shared.models import (
     EventStatus,
     TriggerType,
 )
-from shared.webhooks.signatures import sign_github
+from shared.triggers.signatures import sign_github
 from tests import factories as f
 from tests.harness.processes import Proc, service_env, start_beat, start_gateway, start_worker
 from tests.harness.services import ThrowawayPostgres, ThrowawayRedis

@@ -4,7 +4,7 @@
 * ``filter_matches`` / ``resolve_labels`` never raise, whatever the filter (validated or not,
   e.g. one stored before the rules tightened) and the document;
 * every call is bounded in time, including catastrophic ``$regex`` patterns, which are
-  refused at validation and never run at evaluation (see ``shared.filters``).
+  refused at validation and never run at evaluation (see ``shared.triggers.filters``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.filters import (
+from shared.triggers.filters import (
     FilterError,
     filter_matches,
     regex_input_limit,

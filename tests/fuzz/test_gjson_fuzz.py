@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import gjson
-from shared.gjson import PathError, Result
+from shared.lib import gjson
+from shared.lib.gjson import PathError, Result
 from tests.fuzz import timed
 
 _SETTINGS = settings(

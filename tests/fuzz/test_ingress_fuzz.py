@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from shared.models import Automation, AutomationEvent, AutomationTrigger, EventStatus
-from shared.webhooks.signatures import sign_github, sign_standard
+from shared.triggers.signatures import sign_github, sign_standard
 from tests.gateway.conftest import SECRET, GatewayHarness, gw, make_gateway, url_for  # noqa: F401  (the ingress fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -95,7 +95,8 @@ def _assert_still_serving(harness: GatewayHarness, tid: uuid.UUID) -> None:
 def _assert_processable(harness: GatewayHarness, event_ids: set[uuid.UUID]) -> None:
     """Every accepted event is stored and the pipeline takes it to a final status."""
     try:
-        from shared.pipeline import PipelineOptions, process_event
+        from shared.events.options import PipelineOptions
+        from shared.events.pipeline import process_event
     except ImportError:  # pragma: no cover - the pipeline is another item of the issue
         process_event = None
     with Session(harness.engine, expire_on_commit=False) as session:

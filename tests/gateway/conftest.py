@@ -16,12 +16,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from shared.clock import FrozenClock
-from shared.config import Settings
-from shared.crypto import Keyring
-from shared.db.engine import make_engine
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
+from shared.infra.crypto import Keyring
+from shared.infra.db.engine import make_engine
 from shared.models import AutomationEvent, AutomationStatus, AutomationTrigger
-from shared.webhooks.signatures import sign_github, sign_standard
+from shared.triggers.signatures import sign_github, sign_standard
 from tests import factories
 from webhook_gateway.app import create_app
 from webhook_gateway.context import Gateway

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.crypto import Keyring, key_digest
+from shared.infra.crypto import Keyring, key_digest
 from tests.gateway.conftest import SECRET, GatewayFactory, GatewayHarness
 
 THREADS = 16

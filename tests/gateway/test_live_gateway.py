@@ -14,10 +14,10 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.clock import system_clock
-from shared.db.engine import make_engine
+from shared.infra.clock import system_clock
+from shared.infra.db.engine import make_engine
 from shared.models import AutomationEvent, AutomationStatus
-from shared.webhooks.signatures import sign_github, standard_form
+from shared.triggers.signatures import sign_github, standard_form
 from tests import factories
 from tests.gateway.conftest import SECRET, url_for
 from tests.harness.processes import Proc, cli, service_env, start_gateway

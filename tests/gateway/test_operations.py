@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from shared.clock import FrozenClock
-from shared.config import Settings
-from shared.db import migrate
-from shared.publish import CeleryPublisher, RedisPublisher, make_publisher
-from shared.tasknames import PROCESS_EVENT, QUEUE_EVENTS
+from shared.infra.broker import CeleryPublisher, RedisPublisher, make_publisher
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
+from shared.infra.db import migrate
+from shared.infra.queues import PROCESS_EVENT, QUEUE_EVENTS
 from tests.gateway.conftest import SECRET, GatewayFactory, GatewayHarness, url_for
 from webhook_gateway.app import create_app
 from webhook_gateway.metrics import OUTCOMES
@@ -53,7 +53,7 @@ def test_metrics_count_every_outcome(make_gateway: GatewayFactory) -> None:
 def test_access_logs_carry_no_secrets_or_payloads(
     gw: GatewayHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from shared.logs import JsonFormatter
+    from shared.infra.logs import JsonFormatter
 
     tid = gw.seed()
     marker = "PAYLOAD-MARKER-" + uuid.uuid4().hex
@@ -131,7 +131,7 @@ def test_embedded_mode_on_sqlite(tmp_path: Path, clock: FrozenClock) -> None:
     settings = Settings(data_dir=tmp_path, database_url=db_url)  # embedded broker
     app = create_app(settings, clock=clock)
     assert isinstance(app.extensions["automations.ingress"].publisher, CeleryPublisher)
-    from shared.db.engine import make_engine
+    from shared.infra.db.engine import make_engine
 
     engine = make_engine(db_url)
     gw = GatewayHarness(app, app.test_client(), clock, engine, settings)
@@ -220,7 +220,7 @@ def test_unconfirmed_publishes_reach_the_queue(redis_url: str) -> None:
     and a thread never has more than MAX_UNCONFIRMED of them outstanding."""
     import redis
 
-    from shared.publish import MAX_UNCONFIRMED
+    from shared.infra.broker import MAX_UNCONFIRMED
 
     publisher = RedisPublisher(redis_url)
     ids = [uuid.uuid4() for _ in range(3 * MAX_UNCONFIRMED)]

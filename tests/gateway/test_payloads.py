@@ -6,7 +6,7 @@ import json
 
 import orjson
 
-from shared.ingest import prepare_payload
+from shared.events.payload import prepare_payload
 from tests.gateway.conftest import GatewayFactory, GatewayHarness
 
 

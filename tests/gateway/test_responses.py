@@ -10,10 +10,10 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.ingest import BAD_SIGNATURE_ERROR
+from shared.events.ingest import BAD_SIGNATURE_ERROR
+from shared.infra.config import Settings
+from shared.infra.queues import QUEUE_EVENTS
 from shared.models import AutomationEvent, AutomationStatus, EventStatus
-from shared.tasknames import QUEUE_EVENTS
 from tests.gateway.conftest import GatewayFactory, GatewayHarness, url_for
 from tests.harness.services import free_port
 from webhook_gateway.app import create_app
@@ -213,7 +213,7 @@ def test_database_lost_after_the_lookup_is_503(gw: GatewayHarness) -> None:
         database_url=f"postgresql+psycopg2://127.0.0.1:{free_port()}/nothing",
         data_dir=gw.settings.data_dir,
     )
-    from shared.db.engine import engine_from_settings, make_session_factory
+    from shared.infra.db.engine import engine_from_settings, make_session_factory
 
     gateway.engine.dispose()
     gateway.ingest_engine.dispose()

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from shared.models import EventStatus
-from shared.webhooks.signatures import sign_github, sign_standard
+from shared.triggers.signatures import sign_github, sign_standard
 from tests.gateway.conftest import SECRET, GatewayHarness, url_for
 
 BODY = b'{"zen": "Keep it logically awesome."}'
@@ -68,7 +68,7 @@ def _standard_headers(secret: str, ts: int, wid: str = "msg_1", extra: str = "")
 
 
 def test_standard_webhooks_hex_and_whsec_forms(gw: GatewayHarness) -> None:
-    from shared.webhooks.signatures import standard_form
+    from shared.triggers.signatures import standard_form
 
     tid = gw.seed()
     now = int(gw.clock.now().timestamp())

@@ -355,7 +355,7 @@ def fresh_pg_database(base_url: str, name: str, *, migrated: bool = False) -> st
     admin.close()
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     if migrated:
-        from shared.db import migrate
+        from shared.infra.db import migrate
 
         migrate.upgrade(url)
     return url

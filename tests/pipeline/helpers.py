@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.clock import Clock
+from shared.events.options import PipelineOptions
+from shared.events.pipeline import Outcome, process_event
+from shared.infra.clock import Clock
 from shared.models import AutomationEvent, ChatMessage, EventStatus
-from shared.pipeline import Outcome, PipelineOptions, process_event
 
 OPTIONS = PipelineOptions()
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
+from shared.automations.dry_run_engine import dry_run
+from shared.infra.clock import FrozenClock
 from shared.models import AutomationEvent, Chat, ChatMessage, User
-from shared.pipeline import dry_run
 from tests import factories as f
 
 

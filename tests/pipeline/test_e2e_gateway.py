@@ -13,10 +13,10 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.db.engine import make_engine, make_session_factory
+from shared.infra.clock import FrozenClock
+from shared.infra.db.engine import make_engine, make_session_factory
 from shared.models import AutomationEvent, Chat, ChatMessage, EventStatus
-from shared.webhooks.signatures import sign_github
+from shared.triggers.signatures import sign_github
 from tests import factories as f
 from tests.harness.processes import service_env, start_gateway, start_worker
 from tests.pipeline.helpers import wait_until

@@ -15,10 +15,14 @@ from sqlalchemy import Engine, event, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.db.engine import make_engine
-from shared.db.prepared import PreparedStatement
-from shared.db.prepared_tx import prepared_transaction
+from shared.chats.matching import find_matching_chat, matching_chat_query
+from shared.events import statements as sql
+from shared.events.options import PipelineOptions
+from shared.events.pipeline import Outcome, process_event
+from shared.infra.clock import FrozenClock
+from shared.infra.db.engine import make_engine
+from shared.infra.db.prepared import PreparedStatement
+from shared.infra.db.prepared_tx import prepared_transaction
 from shared.models import (
     Automation,
     AutomationStatus,
@@ -27,10 +31,7 @@ from shared.models import (
     EventStatus,
     User,
 )
-from shared.pipeline import Outcome, PipelineOptions, process_event
-from shared.pipeline import statements as sql
-from shared.pipeline.matching import find_matching_chat, matching_chat_query
-from shared.pipeline.tables import chats
+from shared.models.tables import chats
 from tests import factories as f
 
 pytestmark = pytest.mark.postgres

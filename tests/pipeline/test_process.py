@@ -12,7 +12,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
+from shared.events.options import PipelineOptions
+from shared.events.pipeline import (
+    DROPPED_DISABLED,
+    DROPPED_TRIGGER_DELETED,
+    describe_error,
+    mark_failed,
+    process_event,
+)
+from shared.infra.clock import FrozenClock
 from shared.models import (
     Automation,
     AutomationEvent,
@@ -26,14 +34,6 @@ from shared.models import (
     MessageRole,
     ModelConfig,
     User,
-)
-from shared.pipeline import (
-    DROPPED_DISABLED,
-    DROPPED_TRIGGER_DELETED,
-    PipelineOptions,
-    describe_error,
-    mark_failed,
-    process_event,
 )
 from tests import factories as f
 from tests.pipeline.helpers import messages_for, run
@@ -588,7 +588,7 @@ def test_failure_rolls_back_and_marks_the_event_error(
     ev = _event(any_session, clock, auto, trig, {"a": 1})
     any_session.commit()  # (a savepoint) the event exists before the worker runs
 
-    import shared.pipeline.process as proc
+    import shared.events.pipeline as proc
 
     real_message = proc._message
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from shared.config import Settings
+from shared.infra.config import Settings
 from worker.celery_app import celery_config, create_celery
 from worker.redis_transport import Channel, Transport
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
+from shared.events.sweeper import sweep_pending
+from shared.infra.clock import FrozenClock
 from shared.models import AutomationEvent, EventStatus
-from shared.pipeline import sweep_pending
 from tests import factories as f
 
 

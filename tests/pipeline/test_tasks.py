@@ -16,13 +16,14 @@ from celery import Celery
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.config import Settings
-from shared.db.engine import make_engine, make_session_factory
-from shared.db.prepared_tx import PreparedTransaction
+from shared.events.options import PipelineOptions
+from shared.events.pipeline import process_event
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
+from shared.infra.db.engine import make_engine, make_session_factory
+from shared.infra.db.prepared_tx import PreparedTransaction
+from shared.infra.queues import PROCESS_EVENT, SWEEP_PENDING_EVENTS
 from shared.models import AutomationEvent, EventStatus
-from shared.pipeline import PipelineOptions, process_event
-from shared.tasknames import PROCESS_EVENT, SWEEP_PENDING_EVENTS
 from tests import factories as f
 from tests.harness.services import terminate_backend
 from worker import celery_app

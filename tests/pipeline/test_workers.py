@@ -15,12 +15,14 @@ from celery import Celery
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.clock import FrozenClock, system_clock
-from shared.config import Settings
-from shared.db.engine import make_engine, make_session_factory
+from shared.events.options import PipelineOptions
+from shared.events.pipeline import process_event
+from shared.events.sweeper import sweep_pending
+from shared.infra.clock import FrozenClock, system_clock
+from shared.infra.config import Settings
+from shared.infra.db.engine import make_engine, make_session_factory
+from shared.infra.queues import PROCESS_EVENT, QUEUE_EVENTS
 from shared.models import AutomationEvent, Chat, ChatMessage, EventStatus
-from shared.pipeline import PipelineOptions, process_event, sweep_pending
-from shared.tasknames import PROCESS_EVENT, QUEUE_EVENTS
 from tests import factories as f
 from tests.harness.processes import Proc, service_env, start_worker
 from tests.pipeline.helpers import wait_until

@@ -25,12 +25,12 @@ from celery import Celery
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from shared.clock import FrozenClock
-from shared.config import Settings
-from shared.db.engine import make_engine
+from shared.infra.clock import FrozenClock
+from shared.infra.config import Settings
+from shared.infra.db.engine import make_engine
+from shared.infra.queues import PROCESS_EVENT, QUEUE_EVENTS
 from shared.models import AutomationEvent, ChatMessage, EventStatus
-from shared.tasknames import PROCESS_EVENT, QUEUE_EVENTS
-from shared.webhooks.signatures import sign_github
+from shared.triggers.signatures import sign_github
 from tests import factories as f
 from tests.harness.processes import Proc, service_env, start_gateway, start_worker
 from tests.pipeline.helpers import wait_until

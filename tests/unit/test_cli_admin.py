@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from shared.accounts import hash_token
-from shared.db.engine import make_engine, make_session_factory
+from shared.accounts.tokens import hash_token
+from shared.infra.db.engine import make_engine, make_session_factory
 from shared.models import ApiKey, OrganizationMember, OrgRole, SiteRole, User
 from tests.harness.processes import REPO, cli
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import ConfigError, Settings, load_settings
+from shared.infra.config import ConfigError, Settings, load_settings
 
 
 def test_defaults_are_embedded(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from shared.crypto import (
+from shared.infra.crypto import (
     PREFIX,
     CryptoError,
     Keyring,

@@ -1,4 +1,4 @@
-"""Tests of automation filters and labels (shared.filters)."""
+"""Tests of automation filters and labels (shared.triggers.filters)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.filters import (
+from shared.triggers.filters import (
     FilterError,
     filter_matches,
     resolve_labels,

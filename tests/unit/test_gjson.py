@@ -1,4 +1,4 @@
-"""Focused tests of the shared.gjson API."""
+"""Focused tests of the shared.lib.gjson API."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.gjson import PathError, Result, compile_path, get, validate
+from shared.lib.gjson import PathError, Result, compile_path, get, validate
 
 DOC = {
     "name": {"first": "Tom", "last": "Anderson"},

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.gjson import get
+from shared.lib.gjson import get
 
 VECTORS_FILE = (
     Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / ("gjson_vectors.json")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings
-from shared.tasknames import DISPATCH_CRON, PURGE_EVENTS, SWEEP_PENDING_EVENTS
+from shared.infra.config import Settings
+from shared.infra.queues import DISPATCH_CRON, PURGE_EVENTS, SWEEP_PENDING_EVENTS
 from tests.harness.services import free_port
 from worker.celery_app import create_celery
 from worker.tasks.base import periodic_tick

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from shared.webhooks.signatures import (
+from shared.triggers.signatures import (
     SecretForms,
     Verdict,
     generate_secret,

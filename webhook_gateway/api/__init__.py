@@ -1,7 +1,7 @@
 """The versioned management API under ``/api/v1`` (issue 6).
 
 ``init_app(app)`` registers the blueprint and checks at startup that every encrypted webhook
-secret uses a configured key (:func:`shared.keys.check_keys`).
+secret uses a configured key (:func:`shared.keys.operations.check_keys`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 from flask import Flask, Response
 
 from shared import keys
-from shared.crypto import Keyring
+from shared.infra.crypto import Keyring
 from webhook_gateway.api import views  # noqa: F401  (registers the routes)
 from webhook_gateway.api.framework import bp, json_response, operation
 from webhook_gateway.api.openapi import build_openapi

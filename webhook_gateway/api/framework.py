@@ -22,13 +22,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
-from shared import authz
-from shared.authz import Principal
-from shared.automations.errors import DomainError
-from shared.clock import Clock
-from shared.config import Settings
-from shared.crypto import Keyring
-from shared.db.engine import transaction
+from shared.accounts import authz
+from shared.accounts.authz import Principal
+from shared.errors import DomainError
+from shared.infra.clock import Clock
+from shared.infra.config import Settings
+from shared.infra.crypto import Keyring
+from shared.infra.db.engine import transaction
 from webhook_gateway.context import Gateway, gateway
 
 __all__ = ["OPERATIONS", "ApiError", "Ctx", "Operation", "bp", "error_response", "operation"]
@@ -80,7 +80,7 @@ class Ctx:
     body_fields: set[str] = field(default_factory=set)
 
     def webhook_url(self, trigger_id: uuid.UUID) -> str:
-        from shared.automations import webhook_path
+        from shared.triggers.service import webhook_path
 
         return self.settings.effective_public_url + webhook_path(trigger_id)
 

@@ -20,8 +20,7 @@ from pydantic import (
     Field,
 )
 
-from shared.automations.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from shared.automations.triggers import MAX_PREVIOUS_VALID_SECONDS
+from shared.infra.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.models import (
     AutomationStatus,
     ChatStatus,
@@ -31,6 +30,7 @@ from shared.models import (
     SiteRole,
     TriggerType,
 )
+from shared.triggers.service import MAX_PREVIOUS_VALID_SECONDS
 
 NO_NUL = r"^[^\x00]*$"
 

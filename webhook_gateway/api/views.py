@@ -7,11 +7,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared import automations as domain
+from shared.automations import dry_run
+from shared.automations import service as automations
+from shared.chats import queries as chat_queries
+from shared.events import queries as event_queries
 from shared.models import Automation as AutomationRow
 from shared.models import AutomationEvent, AutomationTrigger, Organization, TriggerType
 from shared.models import Chat as ChatRow
 from shared.models import ChatMessage as ChatMessageRow
+from shared.triggers import service as triggers
 from webhook_gateway.api import schemas as s
 from webhook_gateway.api.framework import Ctx, operation
 
@@ -99,7 +103,7 @@ def create_automation(ctx: Ctx) -> s.Automation:
     """New automations start `disabled`. The name is unique per owner and organization (409)."""
     fields = ctx.body.model_dump(include=ctx.body_fields)
     fields["organization_id"] = ctx.body.organization_id
-    row = domain.create_automation(ctx.session, ctx.clock, ctx.principal, fields)
+    row = automations.create_automation(ctx.session, ctx.clock, ctx.principal, fields)
     return automation_out(row)
 
 
@@ -116,7 +120,7 @@ def list_automations(ctx: Ctx) -> s.AutomationPage:
     """The caller's own automations; with `organization_id`, the whole organization for its
     org-admins and site-admins (members still see only their own)."""
     q: s.AutomationListQuery = ctx.query
-    page = domain.list_automations(
+    page = automations.list_automations(
         ctx.session,
         ctx.principal,
         organization_id=q.organization_id,
@@ -139,7 +143,7 @@ def list_automations(ctx: Ctx) -> s.AutomationPage:
     errors=READ,
 )
 def get_automation(ctx: Ctx, automation_id: uuid.UUID) -> s.Automation:
-    return automation_out(domain.get_automation(ctx.session, ctx.principal, automation_id))
+    return automation_out(automations.get_automation(ctx.session, ctx.principal, automation_id))
 
 
 @operation(
@@ -155,7 +159,9 @@ def update_automation(ctx: Ctx, automation_id: uuid.UUID) -> s.Automation:
     """Only the fields present change. `status`: disabled (events dropped), preview (events
     logged, no chat action), active."""
     fields = ctx.body.model_dump(include=ctx.body_fields)
-    row = domain.update_automation(ctx.session, ctx.clock, ctx.principal, automation_id, fields)
+    row = automations.update_automation(
+        ctx.session, ctx.clock, ctx.principal, automation_id, fields
+    )
     return automation_out(row)
 
 
@@ -169,7 +175,7 @@ def update_automation(ctx: Ctx, automation_id: uuid.UUID) -> s.Automation:
     errors=READ,
 )
 def delete_automation(ctx: Ctx, automation_id: uuid.UUID) -> None:
-    domain.delete_automation(ctx.session, ctx.clock, ctx.principal, automation_id)
+    automations.delete_automation(ctx.session, ctx.clock, ctx.principal, automation_id)
 
 
 # Triggers ---------------------------------------------------------------------------------
@@ -187,7 +193,7 @@ def delete_automation(ctx: Ctx, automation_id: uuid.UUID) -> None:
 )
 def create_trigger(ctx: Ctx, automation_id: uuid.UUID) -> s.TriggerCreated:
     """A webhook trigger's secret is returned in this response only, in two forms."""
-    created = domain.create_trigger(
+    created = triggers.create_trigger(
         ctx.session,
         ctx.clock,
         ctx.keyring,
@@ -211,7 +217,7 @@ def create_trigger(ctx: Ctx, automation_id: uuid.UUID) -> s.TriggerCreated:
     errors=READ,
 )
 def list_triggers(ctx: Ctx, automation_id: uuid.UUID) -> s.TriggerPage:
-    page = domain.list_triggers(
+    page = triggers.list_triggers(
         ctx.session, ctx.principal, automation_id, limit=ctx.query.limit, cursor=ctx.query.cursor
     )
     return s.TriggerPage(
@@ -229,7 +235,7 @@ def list_triggers(ctx: Ctx, automation_id: uuid.UUID) -> s.TriggerPage:
     errors=READ,
 )
 def get_trigger(ctx: Ctx, automation_id: uuid.UUID, trigger_id: uuid.UUID) -> s.Trigger:
-    _, row = domain.get_trigger(ctx.session, ctx.principal, automation_id, trigger_id)
+    _, row = triggers.get_trigger(ctx.session, ctx.principal, automation_id, trigger_id)
     return s.Trigger.model_validate(trigger_out(ctx, row))
 
 
@@ -243,7 +249,7 @@ def get_trigger(ctx: Ctx, automation_id: uuid.UUID, trigger_id: uuid.UUID) -> s.
     errors=WRITE,
 )
 def update_trigger(ctx: Ctx, automation_id: uuid.UUID, trigger_id: uuid.UUID) -> s.Trigger:
-    row = domain.update_trigger(
+    row = triggers.update_trigger(
         ctx.session,
         ctx.clock,
         ctx.principal,
@@ -264,7 +270,7 @@ def update_trigger(ctx: Ctx, automation_id: uuid.UUID, trigger_id: uuid.UUID) ->
     errors=READ,
 )
 def delete_trigger(ctx: Ctx, automation_id: uuid.UUID, trigger_id: uuid.UUID) -> None:
-    domain.delete_trigger(ctx.session, ctx.clock, ctx.principal, automation_id, trigger_id)
+    triggers.delete_trigger(ctx.session, ctx.clock, ctx.principal, automation_id, trigger_id)
 
 
 @operation(
@@ -281,7 +287,7 @@ def regenerate_secret(ctx: Ctx, automation_id: uuid.UUID, trigger_id: uuid.UUID)
     """The new secret is shown once. With `previous_valid_for_seconds` (at most 7 days) the
     old secret keeps verifying until then, so senders can switch without dropped events.
     400 for cron triggers."""
-    created = domain.regenerate_secret(
+    created = triggers.regenerate_secret(
         ctx.session,
         ctx.clock,
         ctx.keyring,
@@ -316,7 +322,7 @@ def list_events(ctx: Ctx, automation_id: uuid.UUID) -> s.EventPage:
     """Filter by `status` (repeatable), `trigger_id` and `since` (inclusive) / `until`
     (exclusive) on the received time. Events are written by the system only."""
     q: s.EventListQuery = ctx.query
-    page = domain.list_events(
+    page = event_queries.list_events(
         ctx.session,
         ctx.principal,
         automation_id,
@@ -342,7 +348,7 @@ def list_events(ctx: Ctx, automation_id: uuid.UUID) -> s.EventPage:
 def test_automation(ctx: Ctx, automation_id: uuid.UUID) -> s.TestResult:
     """Stores nothing. Uses the supplied `filter` / `label_paths`, else the automation's."""
     body: s.TestRequest = ctx.body
-    result = domain.test_automation(
+    result = dry_run.test_automation(
         ctx.session,
         ctx.principal,
         automation_id,
@@ -370,11 +376,11 @@ def list_chats(ctx: Ctx) -> s.ChatPage:
     """Most recently updated first. `label=key:value` (repeatable; all must match),
     `automation_id`, `archived` (absent: both)."""
     q: s.ChatListQuery = ctx.query
-    page = domain.list_chats(
+    page = chat_queries.list_chats(
         ctx.session,
         ctx.principal,
         automation_id=q.automation_id,
-        labels=domain.parse_label_filters(q.label or []),
+        labels=chat_queries.parse_label_filters(q.label or []),
         archived=q.archived,
         limit=q.limit,
         cursor=q.cursor,
@@ -391,7 +397,7 @@ def list_chats(ctx: Ctx) -> s.ChatPage:
     errors=READ,
 )
 def get_chat(ctx: Ctx, chat_id: uuid.UUID) -> s.ChatDetail:
-    chat, messages = domain.get_chat(ctx.session, ctx.principal, chat_id)
+    chat, messages = chat_queries.get_chat(ctx.session, ctx.principal, chat_id)
     out = chat_out(chat).model_dump()
     out["messages"] = [message_out(m) for m in messages]
     return s.ChatDetail.model_validate(out)

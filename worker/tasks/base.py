@@ -21,12 +21,12 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.clock import Clock, system_clock
-from shared.config import Settings
-from shared.db.engine import POOL_RECYCLE_SECONDS, engine_from_settings, make_session_factory
-from shared.db.prepared_tx import PreparedTransaction, prepared_transaction
-from shared.publish import EventPublisher, make_publisher
-from shared.tasknames import PING
+from shared.infra.broker import EventPublisher, make_publisher
+from shared.infra.clock import Clock, system_clock
+from shared.infra.config import Settings
+from shared.infra.db.engine import POOL_RECYCLE_SECONDS, engine_from_settings, make_session_factory
+from shared.infra.db.prepared_tx import PreparedTransaction, prepared_transaction
+from shared.infra.queues import PING
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 from celery import Celery
 
 from shared.cron.dispatch import dispatch_due
-from shared.tasknames import DISPATCH_CRON, QUEUE_MAINTENANCE
+from shared.infra.queues import DISPATCH_CRON, QUEUE_MAINTENANCE
 from worker.tasks.base import DbTask, periodic_tick
 
 log = logging.getLogger(__name__)

@@ -22,15 +22,10 @@ from typing import Any
 
 from celery import Celery
 
-from shared.pipeline import (
-    PipelineOptions,
-    describe_error,
-    mark_failed,
-    note_transient_error,
-    process_event,
-    sweep_pending,
-)
-from shared.tasknames import PROCESS_EVENT, QUEUE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
+from shared.events.options import PipelineOptions
+from shared.events.pipeline import describe_error, mark_failed, note_transient_error, process_event
+from shared.events.sweeper import sweep_pending
+from shared.infra.queues import PROCESS_EVENT, QUEUE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
 from worker.tasks.base import DbTask, is_transient_db_error, periodic_tick
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from shared.maintenance.purge import purge_expired_events
-from shared.tasknames import PURGE_EVENTS, QUEUE_MAINTENANCE
+from shared.events.retention import purge_expired_events
+from shared.infra.queues import PURGE_EVENTS, QUEUE_MAINTENANCE
 from worker.tasks.base import DbTask, periodic_tick
 
 #: Share of the task time limit one purge run may use before handing over to a fresh task.

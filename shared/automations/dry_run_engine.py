@@ -1,0 +1,88 @@
+"""SPEC 5, last paragraph: the dry run behind ``POST /api/v1/automations/<id>/test``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.chats.matching import find_matching_chat
+from shared.models import Automation, AutomationTrigger, TriggerType
+from shared.triggers.filters import (
+    filter_matches,
+    resolve_labels,
+    validate_filter,
+    validate_label_paths,
+)
+
+
+class DryRunResult(TypedDict):
+    filter_matched: bool
+    resolved_labels: dict[str, str]
+    existing_chat_id: str | None
+    would_create_new_chat: bool
+
+
+def default_trigger(session: Session, automation_id: uuid.UUID) -> AutomationTrigger | None:
+    """The automation's oldest webhook trigger, whose filter and label paths a dry run uses
+    when none are supplied."""
+    return session.scalars(
+        select(AutomationTrigger)
+        .where(
+            AutomationTrigger.automation_id == automation_id,
+            AutomationTrigger.type == TriggerType.WEBHOOK,
+        )
+        .order_by(AutomationTrigger.created_at, AutomationTrigger.id)
+        .limit(1)
+    ).first()
+
+
+def dry_run(
+    session: Session,
+    automation: Automation,
+    payload: Any,
+    filter: Mapping[str, Any] | None = None,
+    label_paths: Mapping[str, str] | None = None,
+    *,
+    trigger_id: uuid.UUID | None = None,
+) -> DryRunResult:
+    """Steps 2-4 of the pipeline on ``payload``; writes nothing.
+
+    ``filter`` / ``label_paths`` default to those of the trigger ``trigger_id`` (which must
+    belong to the automation), else of the automation's oldest webhook trigger, else empty.
+    Supplied ones are validated first, so an unsupported path raises the same error as
+    saving it would. Labels and ``existing_chat_id`` are reported whether or not the filter
+    matched; ``would_create_new_chat`` is True when the filter matched and no chat would be
+    continued. Automation status and rate limits are not considered.
+    """
+    if filter is not None:
+        validate_filter(dict(filter))
+    if label_paths is not None:
+        validate_label_paths(dict(label_paths))
+    if filter is None or label_paths is None:
+        trigger: AutomationTrigger | None
+        if trigger_id is not None:
+            trigger = session.get(AutomationTrigger, trigger_id)
+            if trigger is None or trigger.automation_id != automation.id:
+                raise LookupError(f"trigger {trigger_id} does not belong to this automation")
+        else:
+            trigger = default_trigger(session, automation.id)
+        if filter is None:
+            filter = trigger.filter if trigger is not None else {}
+        if label_paths is None:
+            label_paths = trigger.label_paths if trigger is not None else {}
+
+    matched = filter_matches(dict(filter), payload)
+    # Labels and the chat lookup are reported even when the filter does not match: the dry
+    # run is how users debug their label paths.
+    labels = resolve_labels(dict(label_paths), payload)
+    chat_id = find_matching_chat(session, automation.owner_id, automation.organization_id, labels)
+    return DryRunResult(
+        filter_matched=matched,
+        resolved_labels=labels,
+        existing_chat_id=str(chat_id) if chat_id is not None else None,
+        would_create_new_chat=matched and chat_id is None,
+    )

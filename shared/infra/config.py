@@ -1,0 +1,197 @@
+"""The one settings object. Every process reads its configuration here and only here.
+
+Tests construct ``Settings(...)`` directly with keyword arguments; production reads
+``AUTOMATIONS_*`` environment variables through :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "AUTOMATIONS_"
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+    )
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    broker_url: str = ""
+    encryption_keys: str = ""
+    bind: str = "127.0.0.1:8080"
+    public_url: str = ""
+    max_body_bytes: int = Field(1_048_576, ge=1, le=64 * 1_048_576)
+    event_retention_days: int = Field(7, ge=1, le=3650)
+
+    # Beyond the contract: tuning knobs with sane defaults.
+    log_level: str = "INFO"
+    stored_payload_max_bytes: int = Field(65_536, ge=256)
+    message_payload_max_bytes: int = Field(16_384, ge=256)
+    db_pool_size: int = Field(5, ge=1, le=200)
+    db_max_overflow: int = Field(5, ge=0, le=200)
+    #: server-side prepared statements for the pipeline's hot statements (PostgreSQL); turn
+    #: off behind a pooler in transaction mode (PgBouncer), see shared/db/prepared.py
+    db_prepared_statements: bool = True
+    gateway_workers: int = Field(0, ge=0, le=64)  # 0 = two per CPU (2 on SQLite)
+    gateway_threads: int = Field(4, ge=1, le=256)
+    worker_concurrency: int = Field(0, ge=0, le=256)  # 0 = one per CPU
+    #: how much nicer than the worker's main process its pool processes run (0 = the same)
+    worker_pool_nice: int = Field(10, ge=0, le=19)
+    trigger_cache_seconds: float = Field(2.0, ge=0, le=60)
+    sweeper_interval_seconds: float = Field(10.0, gt=0)
+    sweeper_min_age_seconds: int = Field(30, ge=1)
+    sweeper_batch_size: int = Field(500, ge=1)
+    sweeper_max_attempts: int = Field(5, ge=1)
+    cron_dispatch_interval_seconds: float = Field(5.0, gt=0)
+    cron_dispatch_batch_size: int = Field(500, ge=1)
+    purge_interval_seconds: float = Field(3600.0, gt=0)
+    purge_batch_size: int = Field(5000, ge=1)
+    purge_pause_seconds: float = Field(0.05, ge=0)
+    task_time_limit_seconds: int = Field(300, ge=10)
+    broker_visibility_timeout_seconds: int = Field(3600, ge=30)
+
+    @field_validator("database_url", "broker_url", "public_url", "encryption_keys", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a SQLAlchemy URL ({exc})") from None
+        if url.get_backend_name() not in ("postgresql", "sqlite"):
+            raise ValueError(
+                f"unsupported database {url.get_backend_name()!r}; use postgresql+psycopg2:// "
+                "or sqlite:///"
+            )
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: str) -> str:
+        from shared.infra.crypto import parse_keys
+
+        parse_keys(value)  # raises ValueError naming the bad key's position
+        return value
+
+    @field_validator("bind")
+    @classmethod
+    def _check_bind(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_time_limits(self) -> Settings:
+        if self.task_time_limit_seconds >= self.broker_visibility_timeout_seconds:
+            raise ValueError(
+                "AUTOMATIONS_TASK_TIME_LIMIT_SECONDS must be below "
+                "AUTOMATIONS_BROKER_VISIBILITY_TIMEOUT_SECONDS, or a slow task is redelivered "
+                "while it still runs"
+            )
+        return self
+
+    # Derived values ---------------------------------------------------------
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'automations.db'}"
+
+    @cached_property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.db'}"
+
+    @cached_property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.bind}").rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_worker_concurrency(self) -> int:
+        """Pool processes of ``automations worker``: as configured, else 2 on the embedded
+        SQLite database (one writer anyway), else one per CPU plus one. The extra process
+        keeps the CPUs busy while the others wait on PostgreSQL round trips
+        (docs/performance.md: 349 instead of 293 events/s on 2 vCPUs)."""
+        if self.worker_concurrency:
+            return self.worker_concurrency
+        return 2 if self.is_sqlite else (os.cpu_count() or 1) + 1
+
+    @property
+    def effective_gateway_workers(self) -> int:
+        """gunicorn processes of ``automations gateway``: as configured, else 2 on the embedded
+        SQLite database, else two per CPU. More processes with fewer threads each (the default
+        is 4 threads) spend less on GIL hand-offs around the two round trips of every webhook
+        (docs/performance.md: on 2 vCPUs 4 x 4 took 1,000-1,100 webhooks/s with p99 ~40 ms,
+        2 x 8 about 830/s with p99 ~60 ms)."""
+        if self.gateway_workers:
+            return self.gateway_workers
+        return 2 if self.is_sqlite else 2 * (os.cpu_count() or 1)
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.effective_broker_url.startswith("sqla+")
+
+    @cached_property
+    def keys(self) -> list[bytes]:
+        from shared.infra.crypto import parse_keys
+
+        return parse_keys(self.encryption_keys)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, turning validation errors into one clear message."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    if not settings.keys:
+        log.warning(
+            "AUTOMATIONS_ENCRYPTION_KEYS is not set: webhook secrets are stored unencrypted"
+        )
+    return settings

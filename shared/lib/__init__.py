@@ -1,0 +1,1 @@
+"""Self-contained libraries: nothing in here imports the rest of the product."""

@@ -1,1 +1,0 @@
-"""Webhook helpers; signature handling lives in :mod:`shared.webhooks.signatures`."""
