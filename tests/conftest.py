@@ -44,26 +44,14 @@ def _service(kind: str) -> Service:
     return svc
 
 
-_gjson_vectors = {"passed": 0, "known gaps": 0, "failed": 0}
-
-
 _fault_reports: list[str] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Collects, in the controlling process (also under xdist), the gjson conformance count
-    and the fault scenarios' printed counts (tests/faults record them as user properties)."""
+    """Collects, in the controlling process (also under xdist), the fault scenarios' printed
+    counts (tests/faults record them as user properties)."""
     if report.when == "teardown":
         _fault_reports.extend(str(v) for k, v in report.user_properties if k == "fault_report")
-    if "test_gjson_conformance.py::test_vector[" not in report.nodeid:
-        return
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        if hasattr(report, "wasxfail"):
-            _gjson_vectors["known gaps"] += 1
-        elif report.passed:
-            _gjson_vectors["passed"] += 1
-        elif report.failed:
-            _gjson_vectors["failed"] += 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -71,12 +59,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("=", "fault-injection scenarios")
         for text in _fault_reports:
             terminalreporter.write_line(text)
-    ran = sum(_gjson_vectors.values())
-    if ran:
-        terminalreporter.write_line(
-            f"gjson conformance: {_gjson_vectors['passed']}/{ran} vectors passed, "
-            f"{_gjson_vectors['known gaps']} known gaps, {_gjson_vectors['failed']} failed"
-        )
     for kind, svc in _services.items():
         if svc.url is None:
             terminalreporter.write_sep(

@@ -1,23 +1,27 @@
-"""The ``automations`` command."""
+"""The ``automations`` command: the ``main`` group and the one list of its commands.
+
+Each command group lives in a module named for it; shared plumbing in ``client`` (the HTTP
+API client), ``output`` (tables, ``--json``, error exits), ``resolve`` (argument parsing),
+``settings`` (configuration) and ``supervisor`` (child processes for ``up``).
+"""
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from shared.infra.config import ConfigError, Settings, load_settings
-
-
-def settings_or_exit() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    if settings.is_sqlite or settings.is_embedded_broker:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings
+from shared.cli import (
+    automation,
+    chats,
+    db,
+    dry_run,
+    events,
+    keys,
+    processes,
+    tokens,
+    trigger,
+    users,
+    webhook,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,16 +34,26 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    from shared.cli import admin, processes, webhook
+COMMANDS: tuple[click.Command, ...] = (
+    # Direct database access (run where the service's configuration is).
+    db.db,
+    users.users,
+    tokens.tokens,
+    keys.keys,
+    # Long-running processes.
+    processes.gateway,
+    processes.worker,
+    processes.beat,
+    processes.up,
+    # Management over the HTTP API (AUTOMATIONS_URL, AUTOMATIONS_TOKEN).
+    automation.automation,
+    trigger.trigger,
+    events.events,
+    chats.chats,
+    dry_run.test_command,
+    # Testing webhook triggers.
+    webhook.webhook,
+)
 
-    admin.register(main)
-    processes.register(main)
-    webhook.register(main)
-    from shared.cli import keys, manage  # management over the API, secrets at rest
-
-    manage.register(main)
-    keys.register(main)
-
-
-_register()
+for _command in COMMANDS:
+    main.add_command(_command)

@@ -1,3 +1,5 @@
+"""``python -m shared.cli``: the ``automations`` command."""
+
 from shared.cli import main
 
 main()

@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-__all__ = ["ApiClient", "ClientError"]
+__all__ = ["ApiClient", "ClientError", "client"]
 
 API_PREFIX = "/api/v1"
 
@@ -117,3 +117,8 @@ class ApiClient:
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+
+def client() -> ApiClient:
+    """The client configured by AUTOMATIONS_URL and AUTOMATIONS_TOKEN (ClientError if unset)."""
+    return ApiClient.from_env()

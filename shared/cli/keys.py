@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from shared import keys as keyops
+from shared.cli.settings import settings_or_exit
 from shared.infra.clock import system_clock
 from shared.infra.crypto import Keyring
 from shared.infra.db.engine import engine_from_settings, make_session_factory
@@ -46,8 +47,6 @@ def _run(
     op: Callable[..., keyops.KeyOpSummary],
     **kwargs: Any,
 ) -> None:
-    from shared.cli import settings_or_exit
-
     settings = settings_or_exit()
     engine = engine_from_settings(settings)
     factory = make_session_factory(engine)
@@ -149,7 +148,3 @@ def keys_delete(digest: str | None, yes: bool, batch_size: int, quiet: bool, as_
             err=True,
         )
     _run("erasing", as_json, quiet, keyops.delete_secrets, digest=digest, batch_size=batch_size)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(keys)

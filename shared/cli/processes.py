@@ -1,20 +1,18 @@
-"""Long-running processes: gateway, worker, beat, and ``up`` which supervises all three."""
+"""Long-running processes: gateway, worker, beat, and ``up`` which supervises all three (see
+``supervisor``); each of the first three replaces this process with its server."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
-from types import FrameType
 
 import click
 
+from shared.cli.settings import settings_or_exit
+from shared.cli.supervisor import supervise
 from shared.infra.config import Settings
+from shared.infra.db import migrate
 from shared.infra.queues import ALL_QUEUES
-
-STOP_TIMEOUT_SECONDS = 30
 
 
 def gateway_argv(settings: Settings) -> list[str]:
@@ -71,8 +69,6 @@ def gateway() -> None:
     Listens on AUTOMATIONS_BIND with AUTOMATIONS_GATEWAY_WORKERS processes of
     AUTOMATIONS_GATEWAY_THREADS threads each. SIGTERM finishes in-flight requests.
     """
-    from shared.cli import settings_or_exit
-
     _exec(gateway_argv(settings_or_exit()))
 
 
@@ -83,8 +79,6 @@ def worker(celery_args: tuple[str, ...]) -> None:
 
     Extra arguments go to `celery worker`, e.g. `automations worker --concurrency 4 -Q events`.
     """
-    from shared.cli import settings_or_exit
-
     _exec(worker_argv(settings_or_exit(), celery_args))
 
 
@@ -95,8 +89,6 @@ def beat(celery_args: tuple[str, ...]) -> None:
 
     One beat is recommended; a second one is harmless (every job is idempotent).
     """
-    from shared.cli import settings_or_exit
-
     _exec(beat_argv(settings_or_exit(), celery_args))
 
 
@@ -108,9 +100,6 @@ def up(no_migrate: bool) -> None:
     With no configuration this is the embedded mode: SQLite and a file-backed broker in
     AUTOMATIONS_DATA_DIR (default ./var). Ctrl-C stops everything cleanly.
     """
-    from shared.cli import settings_or_exit
-    from shared.infra.db import migrate
-
     settings = settings_or_exit()
     if not no_migrate:
         click.echo("applying migrations…", err=True)
@@ -121,53 +110,3 @@ def up(no_migrate: bool) -> None:
         "beat": beat_argv(settings),
     }
     sys.exit(supervise(commands, settings))
-
-
-def supervise(commands: dict[str, list[str]], settings: Settings) -> int:
-    stopping = False
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    # Children get their own sessions so Ctrl-C reaches only us; we stop them in order.
-    procs = {
-        name: subprocess.Popen(argv, start_new_session=True) for name, argv in commands.items()
-    }
-    click.echo(
-        f"running {', '.join(f'{n} (pid {p.pid})' for n, p in procs.items())}; "
-        f"gateway on http://{settings.bind}; Ctrl-C to stop",
-        err=True,
-    )
-    exit_code = 0
-    while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                click.echo(
-                    f"{name} exited with code {proc.returncode}; stopping the rest", err=True
-                )
-                exit_code = 1
-                stopping = True
-                break
-        time.sleep(0.3)
-    click.echo("stopping…", err=True)
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    for name, proc in procs.items():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            click.echo(f"{name} did not stop in {STOP_TIMEOUT_SECONDS}s; killing it", err=True)
-            proc.kill()
-            proc.wait()
-    click.echo("stopped", err=True)
-    return exit_code
-
-
-def register(main: click.Group) -> None:
-    for cmd in (gateway, worker, beat, up):
-        main.add_command(cmd)

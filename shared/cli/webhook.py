@@ -108,7 +108,3 @@ def send(
         click.echo(resp.text.rstrip("\n"))
     if not 200 <= resp.status_code < 300:
         sys.exit(1)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(webhook)

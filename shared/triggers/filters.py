@@ -17,12 +17,14 @@ $gt $gte $lt $lte`` is an operator instead of a literal object:
 * ``{"$exists": true|false}`` - presence of the path;
 * ``{"$regex": "..."}`` - ``re.search`` on string values only.  Python's
   backtracking engine has no time limit, so patterns are bounded by static
-  analysis (see :func:`regex_input_limit`): backreferences and quantifiers or
-  alternations inside a variable-length quantifier (``(a+)+``, ``(a|aa)*``)
-  are rejected, at most :data:`MAX_REGEX_DEGREE` unbounded quantifiers are
-  allowed, and string values longer than the pattern's input limit (64 KiB
-  for patterns without unbounded quantifiers, about 10,000 characters with
-  one, 460 with two, 100 with three) never match;
+  analysis (see :func:`regex_input_limit` and :mod:`shared.triggers.regex_cost`):
+  backreferences and quantifiers or alternations inside a variable-length
+  quantifier (``(a+)+``, ``(a|aa)*``) are rejected, at most
+  :data:`MAX_REGEX_DEGREE` unbounded quantifiers are allowed, syntax the
+  analysis does not know (e.g. verbose mode) is rejected, and string values
+  longer than the pattern's input limit (64 KiB for patterns without unbounded
+  quantifiers, about 10,000 characters with one, 460 with two, 100 with three)
+  never match;
 * ``{"$gt"|"$gte"|"$lt"|"$lte": x}`` - numbers against numbers, strings
   against strings; anything else does not match.
 
@@ -37,14 +39,13 @@ from __future__ import annotations
 
 import math
 import re
-import re._constants as _sre
-import re._parser as _sre_parse
 import warnings
 from functools import lru_cache
 from typing import Any, Final
 
 from shared.lib import gjson
 from shared.lib.gjson import PathError
+from shared.triggers.regex_cost import RegexTooCostly, regex_cost
 
 __all__ = [
     "FilterError",
@@ -147,68 +148,20 @@ def _compile_regex(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
 
 
-class _RegexTooCostly(Exception):
-    pass
-
-
-_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
-
-
-def _regex_cost(items: Any) -> tuple[int, int]:
-    """``(degree, branching)`` of a parsed pattern: the number of unbounded quantifiers
-    (each multiplies the worst-case backtracking by the input length) and the product of
-    the widths of narrow ranges and alternations (a constant factor)."""
-    degree, branching = 0, 1
-    for op, av in items:
-        if op in _REPEATS:
-            lo, hi, sub = av
-            d, b = _regex_cost(sub)
-            if lo == hi:
-                degree += d * lo
-                branching *= b**lo if b > 1 else 1
-            else:
-                if d or b > 1:
-                    raise _RegexTooCostly(
-                        "has a quantifier or alternation inside a variable-length quantifier "
-                        "(e.g. (a+)+ or (a|ab)*), which can take exponential time"
-                    )
-                if hi == _sre.MAXREPEAT or hi - lo > _NARROW_RANGE:
-                    degree += 1
-                else:
-                    branching *= hi - lo + 1
-        elif op is _sre.BRANCH:
-            costs = [_regex_cost(alt) for alt in av[1]]
-            degree += max(d for d, _ in costs)
-            branching *= sum(b for _, b in costs)
-        elif op is _sre.SUBPATTERN:
-            d, b = _regex_cost(av[3])
-            degree, branching = degree + d, branching * b
-        elif op is _sre.ATOMIC_GROUP:
-            d, b = _regex_cost(av)
-            degree, branching = degree + d, branching * b
-        elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
-            d, b = _regex_cost(av[1])
-            degree, branching = degree + d, branching * b
-        elif op in (_sre.GROUPREF, _sre.GROUPREF_EXISTS):
-            raise _RegexTooCostly("uses a backreference, which is not supported")
-        if degree > MAX_REGEX_DEGREE:
-            raise _RegexTooCostly(
-                f"has more than {MAX_REGEX_DEGREE} unbounded quantifiers (*, +, {{n,}})"
-            )
-        if branching > MAX_REGEX_BRANCHING:
-            raise _RegexTooCostly("has too many alternatives and ranges to match in bounded time")
-    return degree, branching
-
-
 @lru_cache(maxsize=512)
 def _regex_plan(pattern: str) -> tuple[re.Pattern[str], int] | str:
     """The compiled pattern and its input limit, or why the pattern is refused."""
     try:
         compiled = _compile_regex(pattern)
-        degree, branching = _regex_cost(_sre_parse.parse(pattern).data)
+        degree, branching = regex_cost(
+            pattern,
+            max_degree=MAX_REGEX_DEGREE,
+            max_branching=MAX_REGEX_BRANCHING,
+            narrow_range=_NARROW_RANGE,
+        )
     except re.error as exc:
         return f"does not compile: {exc}"
-    except _RegexTooCostly as exc:
+    except RegexTooCostly as exc:
         return f"pattern {exc}"
     except (RecursionError, OverflowError, ValueError) as exc:
         return f"pattern cannot be analysed: {type(exc).__name__}"

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.lib.gjson.tests.test_gjson_fuzz import PATHOLOGICAL_DOCS, PATHOLOGICAL_PATHS
 from shared.triggers.filters import (
     FilterError,
     filter_matches,
@@ -25,7 +26,6 @@ from shared.triggers.filters import (
     validate_label_paths,
 )
 from tests.fuzz import timed
-from tests.fuzz.test_gjson_fuzz import PATHOLOGICAL_DOCS, PATHOLOGICAL_PATHS
 
 _SETTINGS = settings(
     max_examples=300,

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ._compiler import compile_path
+from ._eval import CompiledPath
 from ._json import MISSING, dumps, format_number, json_type_name, parse, parse_lines, pretty
-from ._path import CompiledPath, compile_path
 from .errors import PathError
 
 __all__ = ["CompiledPath", "PathError", "Result", "compile_path", "get", "validate"]

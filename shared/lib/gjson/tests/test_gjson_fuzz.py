@@ -5,8 +5,9 @@ Properties, for random and pathological paths over random and pathological docum
 * ``validate(path)`` returns None or raises :class:`PathError`, nothing else;
 * ``get(doc, path)`` returns a :class:`Result` or raises :class:`PathError`, and so do the
   Result's ``raw``/``string()`` (serialisation refuses values nested deeper than 512);
-* every call finishes within :data:`tests.fuzz.BOUND_S` (a correctness bound against hangs and
-  exponential blow-ups, not a performance target: the engine's step budget is 1,000,000).
+* every call finishes within :data:`shared.lib.gjson.tests.BOUND_S` (a correctness bound
+  against hangs and exponential blow-ups, not a performance target: the engine's step budget
+  is 1,000,000).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from shared.lib import gjson
 from shared.lib.gjson import PathError, Result
-from tests.fuzz import timed
+from shared.lib.gjson.tests import timed
 
 _SETTINGS = settings(
     max_examples=300,
