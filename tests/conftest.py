@@ -1,4 +1,9 @@
-"""Shared fixtures: real PostgreSQL and Redis (or throwaway ones), SQLite, a frozen clock.
+"""Shared fixtures: real PostgreSQL and Redis, SQLite, a frozen clock.
+
+PostgreSQL and Redis are private throwaway servers started by this run (one pair per xdist
+worker, on free ports), or the servers named by ``AUTOMATIONS_TEST_DATABASE_URL`` /
+``AUTOMATIONS_TEST_REDIS_URL``; see :mod:`tests.harness.services`. An unavailable one skips
+its tests with a loud summary line, or fails them under ``CI=true``.
 
 * ``pg_session`` / ``sqlite_session`` / ``any_session``: a Session inside a transaction that is
   rolled back after the test (savepoint mode, so code under test may commit freely).
@@ -10,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,31 +33,42 @@ from tests.harness.services import (
     find_postgres,
     find_redis,
     fresh_pg_database,
+    unavailable,
 )
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 _services: dict[str, Service] = {}
 
 
 def _service(kind: str) -> Service:
+    """This process's PostgreSQL or Redis (found or started once, on first use)."""
     if kind not in _services:
         _services[kind] = find_postgres() if kind == "postgres" else find_redis()
     svc = _services[kind]
     if svc.url is None:
-        if IN_CI:
-            pytest.fail(f"CI=true and {kind} is unavailable: {svc.reason}", pytrace=False)
-        pytest.skip(f"{kind} unavailable: {svc.reason}")
+        unavailable(kind, svc.reason)
     return svc
 
 
 _fault_reports: list[str] = []
+#: "postgres"/"redis" -> why its tests were skipped (or failed under CI=true)
+_unavailable: dict[str, str] = {}
+_UNAVAILABLE = re.compile(r"^(?:Skipped: )?(?:CI=true and )?(postgres|redis) unavailable: (.*)")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Collects, in the controlling process (also under xdist), the fault scenarios' printed
-    counts (tests/faults record them as user properties)."""
+    counts (tests/faults record them as user properties) and why services were unavailable
+    (from the skip or failure messages of :func:`tests.harness.services.unavailable`)."""
     if report.when == "teardown":
         _fault_reports.extend(str(v) for k, v in report.user_properties if k == "fault_report")
+    if report.skipped or report.failed:
+        longrepr = report.longrepr
+        message = longrepr[2] if isinstance(longrepr, tuple) else report.longreprtext
+        for line in message.splitlines():
+            match = _UNAVAILABLE.match(line.strip())
+            if match:
+                _unavailable.setdefault(match.group(1), match.group(2))
+                break
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -59,13 +76,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("=", "fault-injection scenarios")
         for text in _fault_reports:
             terminalreporter.write_line(text)
+    for kind, reason in sorted(_unavailable.items()):
+        what = "FAILED (CI=true)" if os.environ.get("CI", "").lower() == "true" else "SKIPPED"
+        terminalreporter.write_sep(
+            "!", f"{kind.upper()} TESTS {what}: {reason}", red=True, bold=True
+        )
     for kind, svc in _services.items():
-        if svc.url is None:
-            terminalreporter.write_sep(
-                "!", f"{kind.upper()} TESTS SKIPPED: {svc.reason}", red=True, bold=True
-            )
-        elif svc.throwaway:
-            terminalreporter.write_line(f"{kind}: using a throwaway server at {svc.url}")
+        if svc.throwaway:
+            terminalreporter.write_line(f"{kind}: used a throwaway server at {svc.url}")
 
 
 def _worker_id(config: pytest.Config) -> str:
@@ -79,8 +97,10 @@ def _run_token() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_base_url() -> str:
-    return str(_service("postgres").url)
+def pg_base_url() -> Iterator[str]:
+    svc = _service("postgres")
+    yield str(svc.url)
+    svc.close()  # a throwaway server of this process; a named one is left alone
 
 
 @pytest.fixture(scope="session")
@@ -183,8 +203,10 @@ def pg_committed(pg_committed_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_base_url() -> str:
-    return str(_service("redis").url)
+def redis_base_url() -> Iterator[str]:
+    svc = _service("redis")
+    yield str(svc.url)
+    svc.close()  # a throwaway server of this process; a named one is left alone
 
 
 @pytest.fixture

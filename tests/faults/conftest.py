@@ -1,11 +1,11 @@
 """Fixtures of the fault-injection suite: a private PostgreSQL cluster and a private
-redis-server (the scenarios stop and restart them, so never the shared ones on 5432/6379),
-and a fresh migrated database per scenario."""
+redis-server of its own (the scenarios stop, kill and restart them, so never a server named by
+AUTOMATIONS_TEST_DATABASE_URL / AUTOMATIONS_TEST_REDIS_URL nor the suite's), and a fresh
+migrated database per scenario. Servers that cannot be started skip the scenarios, or fail
+them under ``CI=true`` (see :mod:`tests.harness.services`)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,32 +15,32 @@ import redis
 from shared.infra.db import migrate
 from shared.infra.db.engine import make_engine
 from tests.faults.harness import System
-from tests.harness.services import ThrowawayPostgres, ThrowawayRedis
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests.harness.services import (
+    ServiceUnavailable,
+    ThrowawayPostgres,
+    ThrowawayRedis,
+    start_throwaway_postgres,
+    start_throwaway_redis,
+    unavailable,
+)
 
 
 @pytest.fixture(scope="session")
 def fault_servers() -> Iterator[tuple[ThrowawayPostgres, ThrowawayRedis]]:
-    pg: ThrowawayPostgres | None = None
-    rd: ThrowawayRedis | None = None
     try:
-        pg = ThrowawayPostgres()
-        pg.start()
-        rd = ThrowawayRedis()
-        rd.start()
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", b"") or b""
-        reason = f"cannot start private PostgreSQL/Redis for fault tests: {exc} {detail[-500:]!r}"
-        for server in (pg, rd):
-            if server is not None:
-                server.close()
-        if IN_CI:
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    yield pg, rd
-    rd.close()
-    pg.close()
+        pg = start_throwaway_postgres()
+    except ServiceUnavailable as exc:
+        unavailable(exc.kind, f"cannot start a private server for the fault tests: {exc}")
+    try:
+        rd = start_throwaway_redis()
+    except ServiceUnavailable as exc:
+        pg.close()
+        unavailable(exc.kind, f"cannot start a private server for the fault tests: {exc}")
+    try:
+        yield pg, rd
+    finally:
+        rd.close()
+        pg.close()
 
 
 @pytest.fixture
@@ -68,7 +68,5 @@ def system(
             request.node.user_properties.append(("fault_report", text))
 
 
-# The counts of every scenario at the end of the run, also under xdist (user properties
-# travel with the test reports to the controller). These hooks are active when this file
-# is an initial conftest (``pytest tests/faults``); for the whole suite under xdist the same
-# two hooks belong in tests/conftest.py.
+# The scenarios' counts travel as user properties with the test reports (also to the xdist
+# controller); tests/conftest.py prints them at the end of the run.

@@ -1,8 +1,33 @@
-"""Find PostgreSQL and Redis for the tests, or start throwaway ones from local binaries.
+"""PostgreSQL and Redis for the tests: private throwaway servers by default, shared ones only
+when named.
 
-Order: the URL in ``AUTOMATIONS_TEST_DATABASE_URL`` / ``AUTOMATIONS_TEST_REDIS_URL`` (or the
-local defaults), else a throwaway server started from binaries on this machine, else
-"unavailable" with a reason. Under ``CI=true`` the caller turns "unavailable" into a failure.
+Default: each pytest process (each xdist worker; started lazily, when its first test needs
+the service) starts a throwaway PostgreSQL cluster and a throwaway redis-server on free
+ports, with pytest-postgresql's ``PostgreSQLExecutor`` and pytest-redis's ``RedisExecutor``
+(mirakuru executors) from the binaries on this machine (``/usr/lib/postgresql/*/bin/pg_ctl``,
+``redis-server`` on ``PATH``), and stops them and removes their files at the end of the run.
+As root, ``pg_ctl``/``initdb`` run as the ``postgres`` user (``runuser``), since PostgreSQL
+refuses to run as root. Nothing ever touches a server the run did not start unless named:
+
+``AUTOMATIONS_TEST_DATABASE_URL``
+    SQLAlchemy URL of a PostgreSQL server to use instead, e.g.
+    ``postgresql+psycopg2://postgres@127.0.0.1:5432/postgres``. Its database is only the
+    maintenance connection: the tests create, migrate and drop databases named ``test_ca_*``
+    on that server (the role needs ``CREATEDB``).
+``AUTOMATIONS_TEST_REDIS_URL``
+    URL of a Redis server to use instead, e.g. ``redis://127.0.0.1:6379`` (any database
+    number is ignored): the tests use and flush databases 0-9 there (bench/ uses 10-15).
+
+A named server that does not answer is "unavailable" (there is no fallback to a throwaway
+one), as is a throwaway server that cannot be started (no binaries, no ``postgres`` user
+when running as root). :func:`unavailable` turns that into a skip with a reason (the run ends
+with a loud summary line, see ``tests/conftest.py``), or into a test failure under
+``CI=true``.
+
+:class:`ThrowawayPostgres` and :class:`ThrowawayRedis` are the one server abstraction: the
+suite's fixtures use them through :func:`find_postgres` / :func:`find_redis`, and the
+fault-injection scenarios (``tests/faults``) start their own pair and stop, kill and restart
+them; those scenarios never use named servers.
 """
 
 from __future__ import annotations
@@ -10,26 +35,61 @@ from __future__ import annotations
 import atexit
 import glob
 import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
+import pytest
 import redis
+from mirakuru.exceptions import ExecutorError
+from pytest_postgresql.exceptions import ExecutableMissingException, PostgreSQLUnsupported
+from pytest_postgresql.executors import PostgreSQLExecutor
+from pytest_redis.exception import RedisMisconfigured, RedisUnsupported, UnixSocketTooLong
+from pytest_redis.executor import RedisExecutor
 from sqlalchemy.engine import make_url
 
-DEFAULT_PG_URLS = ("postgresql+psycopg2:///test", "postgresql+psycopg2://127.0.0.1/test")
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+DATABASE_URL_VAR = "AUTOMATIONS_TEST_DATABASE_URL"
+REDIS_URL_VAR = "AUTOMATIONS_TEST_REDIS_URL"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+_START_ERRORS = (
+    ExecutorError,  # mirakuru: timeout, exited with an error, port already taken
+    OSError,
+    subprocess.SubprocessError,
+    ExecutableMissingException,
+    PostgreSQLUnsupported,
+    RedisMisconfigured,
+    RedisUnsupported,
+    UnixSocketTooLong,
+    psycopg2.Error,
+    redis.RedisError,
+)
 
 
-@dataclass
-class Service:
-    url: str | None
-    reason: str = ""
-    throwaway: bool = False
+class ServiceUnavailable(RuntimeError):
+    """A throwaway server cannot be started; ``kind`` is ``postgres`` or ``redis``."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def unavailable(kind: str, reason: str) -> NoReturn:
+    """Skip the test (fail it under ``CI=true``): ``kind`` (postgres, redis) is unavailable.
+
+    ``tests/conftest.py`` recognises the message and repeats it in the run's summary."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {kind} unavailable: {reason}", pytrace=False)
+    pytest.skip(f"{kind} unavailable: {reason}")
 
 
 def free_port() -> int:
@@ -38,290 +98,305 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pg_answers(url: str) -> bool:
-    dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
+def pg_answers(url: str) -> bool:
+    u = make_url(url)
     try:
-        psycopg2.connect(dsn, connect_timeout=3).close()
+        psycopg2.connect(
+            dbname=u.database,
+            user=u.username,
+            password=u.password,
+            host=u.host,
+            port=u.port,
+            connect_timeout=3,
+        ).close()
         return True
     except psycopg2.Error:
         return False
 
 
-def _start_throwaway_postgres() -> Service:
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    initdb = bins[-1] if bins else shutil.which("initdb")
-    if not initdb:
-        return Service(None, "no PostgreSQL server answered and no initdb binary was found")
-    bindir = os.path.dirname(initdb)
-    tmp = tempfile.mkdtemp(prefix="automations-pg-")
-    port = free_port()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        runuser = shutil.which("runuser")
-        if not runuser:
-            return Service(None, "running as root and runuser is missing; cannot run initdb")
-        shutil.chown(tmp, "postgres", "postgres")
-        prefix = [runuser, "-u", "postgres", "--"]
-    datadir = os.path.join(tmp, "data")
-    try:
-        subprocess.run(
-            [*prefix, initdb, "-D", datadir, "-A", "trust", "-U", "postgres", "--no-sync"],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                *prefix,
-                os.path.join(bindir, "pg_ctl"),
-                "-D",
-                datadir,
-                "-l",
-                os.path.join(tmp, "log"),
-                "-o",
-                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c max_connections=300",
-                "-w",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
-    except (subprocess.CalledProcessError, OSError) as exc:
-        return Service(None, f"could not start a throwaway PostgreSQL: {exc}")
-
-    def _stop() -> None:
-        subprocess.run(
-            [*prefix, os.path.join(bindir, "pg_ctl"), "-D", datadir, "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(tmp, ignore_errors=True)
-
-    atexit.register(_stop)
-    base = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    conn = psycopg2.connect(base)
-    conn.autocommit = True
-    conn.cursor().execute("CREATE DATABASE test")
-    conn.close()
-    return Service(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/test", throwaway=True)
-
-
-def find_postgres() -> Service:
-    configured = os.environ.get("AUTOMATIONS_TEST_DATABASE_URL")
-    candidates = (configured,) if configured else DEFAULT_PG_URLS
-    for url in candidates:
-        if _pg_answers(url):
-            return Service(url)
-    if configured:
-        return Service(None, f"AUTOMATIONS_TEST_DATABASE_URL={configured} does not answer")
-    return _start_throwaway_postgres()
-
-
-def _redis_answers(url: str) -> bool:
+def redis_answers(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
     except redis.RedisError:
         return False
 
 
-def find_redis() -> Service:
-    configured = os.environ.get("AUTOMATIONS_TEST_REDIS_URL")
-    url = configured or DEFAULT_REDIS_URL
-    if _redis_answers(url):
-        return Service(url.rstrip("/"))
-    if configured:
-        return Service(None, f"AUTOMATIONS_TEST_REDIS_URL={configured} does not answer")
-    binary = shutil.which("redis-server")
-    if not binary:
-        return Service(None, "no Redis answered on 127.0.0.1:6379 and redis-server is not on PATH")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def _tail(path: Path, chars: int = 800) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:].strip()
+    except OSError:
+        return ""
+
+
+# --- the servers -------------------------------------------------------------------------
+
+
+def _find_pg_ctl() -> str | None:
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
     )
-    atexit.register(proc.kill)
-    url = f"redis://127.0.0.1:{port}"
-    for _ in range(100):
-        if _redis_answers(url):
-            return Service(url, throwaway=True)
-        time.sleep(0.05)
-    return Service(None, "a throwaway redis-server did not answer")
-
-
-# --- restartable throwaway servers (fault-injection tests stop and restart them) ------------
-
-
-def _pg_bindir() -> str | None:
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    initdb = bins[-1] if bins else shutil.which("initdb")
-    return os.path.dirname(initdb) if initdb else None
+    return found[-1] if found else shutil.which("pg_ctl")
 
 
 class ThrowawayPostgres:
-    """A private PostgreSQL cluster on a free port that can be stopped and restarted.
-
-    The cluster keeps its port and data across :meth:`stop`/:meth:`start`. :meth:`close`
-    stops it and removes its files (also registered with ``atexit``). Raises ``RuntimeError``
-    from :meth:`start` when no PostgreSQL binaries are available.
-    """
+    """A private PostgreSQL cluster on a free port (pytest-postgresql's ``PostgreSQLExecutor``)
+    that can be stopped and restarted: it keeps its port and data across :meth:`stop` /
+    :meth:`start`. :meth:`close` stops it and removes its files (also registered with
+    ``atexit``). Raises :class:`ServiceUnavailable` when it cannot be created or started."""
 
     def __init__(self, max_connections: int = 300) -> None:
-        bindir = _pg_bindir()
-        if bindir is None:
-            raise RuntimeError("no initdb binary was found")
-        self.bindir = bindir
+        pg_ctl = _find_pg_ctl()
+        if pg_ctl is None:
+            raise ServiceUnavailable(
+                "postgres", "no pg_ctl in /usr/lib/postgresql/*/bin or on PATH"
+            )
+        runuser = shutil.which("runuser")
+        as_root = os.geteuid() == 0
+        if as_root:  # initdb and postgres refuse to run as root
+            if runuser is None:
+                raise ServiceUnavailable("postgres", "running as root and runuser is missing")
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                raise ServiceUnavailable(
+                    "postgres", "running as root and there is no postgres user to run initdb"
+                ) from None
         self.port = free_port()
-        self.tmp = tempfile.mkdtemp(prefix="automations-faults-pg-")
-        self.datadir = os.path.join(self.tmp, "data")
-        self.logfile = os.path.join(self.tmp, "log")
-        self.max_connections = max_connections
-        self._prefix: list[str] = []
-        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-            runuser = shutil.which("runuser")
-            if not runuser:
-                raise RuntimeError("running as root and runuser is missing; cannot run initdb")
-            shutil.chown(self.tmp, "postgres", "postgres")
-            self._prefix = [runuser, "-u", "postgres", "--"]
+        self.tmp = Path(tempfile.mkdtemp(prefix="automations-pg-"))
         self._closed = False
-        self._initialised = False
+        executable = pg_ctl
+        if as_root:
+            shutil.chown(self.tmp, "postgres", "postgres")
+            # the executor runs "<executable> initdb|start|stop|status ...": run pg_ctl as
+            # postgres (pg_ctl finds initdb and postgres beside itself)
+            wrapper = self.tmp / "pg_ctl"
+            wrapper.write_text(f'#!/bin/sh\nexec {runuser} -u postgres -- {pg_ctl} "$@"\n')
+            wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            executable = str(wrapper)
+        self.executable = executable
+        self.datadir = self.tmp / "data"
+        self.logfile = self.tmp / "postgresql.log"
+        self.executor = PostgreSQLExecutor(
+            executable=executable,
+            host="127.0.0.1",
+            port=self.port,
+            datadir=str(self.datadir),
+            unixsocketdir=str(self.tmp),
+            logfile=str(self.logfile),
+            startparams="-w",
+            dbname="postgres",
+            user="postgres",
+            timeout=120,
+            # fsync is already off (-F), which loses nothing unless the machine crashes; keep
+            # synchronous_commit on: the fault scenarios crash the server and count commits
+            postgres_options=f"-c listen_addresses=127.0.0.1 -c max_connections={max_connections}",
+        )
         atexit.register(self.close)
 
     @property
     def base_url(self) -> str:
         """SQLAlchemy URL of the ``postgres`` maintenance database."""
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url("postgres")
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [*self._prefix, os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, *args],
-            check=check,
-            capture_output=True,
-            timeout=120,
-        )
-
     def start(self) -> None:
-        if not self._initialised:
-            subprocess.run(
-                [
-                    *self._prefix,
-                    os.path.join(self.bindir, "initdb"),
-                    "-D",
-                    self.datadir,
-                    "-A",
-                    "trust",
-                    "-U",
-                    "postgres",
-                    "--no-sync",
-                ],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-            self._initialised = True
-        self._pg_ctl(
-            "-l",
-            self.logfile,
-            "-o",
-            f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
-            f"-c max_connections={self.max_connections}",
-            "-w",
-            "start",
-        )
+        """Start the server (``initdb`` on the first start); return when it accepts
+        connections."""
+        if self.executor.running():
+            return
+        self.executor.kill()  # forget a launcher left from before a stop or a crash
+        try:
+            self.executor.start()
+        except _START_ERRORS as exc:
+            raise ServiceUnavailable(
+                "postgres",
+                f"could not start a throwaway PostgreSQL on port {self.port}: {exc}; "
+                f"log: {_tail(self.logfile) or '(empty)'}",
+            ) from exc
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``fast``: disconnect clients and shut down cleanly;
         ``immediate``: like a crash, recovery on the next start)."""
-        self._pg_ctl("-m", mode, "-w", "stop", check=False)
-
-    def restart(self, down_seconds: float = 0.0, mode: str = "fast") -> None:
-        self.stop(mode)
-        if down_seconds:
-            time.sleep(down_seconds)
-        self.start()
+        if self.executor.running():
+            if mode == "fast":
+                self.executor.stop()
+            else:
+                subprocess.run(
+                    [self.executable, "stop", "-D", str(self.datadir), "-m", mode, "-w"],
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
+        self.executor.kill()  # SIGKILL whatever of ours is left; forget the launcher
 
     def answers(self) -> bool:
-        return _pg_answers(self.base_url)
+        return pg_answers(self.base_url)
 
     def create_database(self, name: str) -> str:
         """(Re)create database ``name``; return its SQLAlchemy URL."""
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres"
-        )
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
-        conn.close()
-        return self.url(name)
+        return fresh_pg_database(self.base_url, name)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._initialised:
+        atexit.unregister(self.close)
+        try:
             self.stop("immediate")
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class ThrowawayRedis:
-    """A private redis-server on a free port without persistence: :meth:`stop` then
-    :meth:`start` brings it back *empty* on the same port. :meth:`close` (also registered
-    with ``atexit``) stops it for good."""
+    """A private redis-server on a free port (pytest-redis's ``RedisExecutor``) without
+    persistence: :meth:`stop` then :meth:`start` brings it back *empty* on the same port.
+    :meth:`close` (also registered with ``atexit``) stops it for good and removes its files.
+    Raises :class:`ServiceUnavailable` when it cannot be created or started."""
 
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
-        if not binary:
-            raise RuntimeError("redis-server is not on PATH")
-        self.binary = binary
+        if binary is None:
+            raise ServiceUnavailable("redis", "redis-server is not on PATH")
         self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.tmp = Path(tempfile.mkdtemp(prefix="automations-redis-"))
+        self._closed = False
+        self.executor = RedisExecutor(
+            executable=binary,
+            databases=16,  # the tests use 0-9, bench/ 10-15
+            redis_timeout=0,  # never disconnect idle clients
+            loglevel="warning",
+            host="127.0.0.1",
+            port=self.port,
+            startup_timeout=30,
+            datadir=self.tmp,
+        )
+        self.logfile = self.tmp / f"redis-server.{self.port}.log"
         atexit.register(self.close)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+    def start(self) -> None:
+        if self.executor.running():
             return
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _redis_answers(self.url):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with code {self.proc.returncode}")
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not answer in {timeout}s")
+        self.executor.kill()  # forget a process that died or was killed
+        (self.tmp / f"dump.{self.port}.rdb").unlink(missing_ok=True)  # start empty
+        try:
+            self.executor.start()
+            # no snapshots: redis-server's built-in save points would otherwise write one
+            # (and a stop would bring the data back)
+            redis.Redis.from_url(self.url).config_set("save", "")
+        except _START_ERRORS as exc:
+            raise ServiceUnavailable(
+                "redis",
+                f"could not start a throwaway redis-server on port {self.port}: {exc}; "
+                f"log: {_tail(self.logfile) or '(empty)'}",
+            ) from exc
 
     def stop(self) -> None:
         """Kill the server (SIGKILL: nothing is saved; it comes back empty)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        self.executor.kill()
 
     def answers(self) -> bool:
-        return _redis_answers(self.url)
+        return redis_answers(self.url)
 
     def close(self) -> None:
-        self.stop()
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_throwaway_postgres(max_connections: int = 300) -> ThrowawayPostgres:
+    """A started :class:`ThrowawayPostgres` (one more port tried if the first was taken)."""
+    for attempt in range(2):
+        server = ThrowawayPostgres(max_connections)
+        try:
+            server.start()
+            return server
+        except ServiceUnavailable:
+            server.close()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def start_throwaway_redis() -> ThrowawayRedis:
+    """A started :class:`ThrowawayRedis` (one more port tried if the first was taken)."""
+    for attempt in range(2):
+        server = ThrowawayRedis()
+        try:
+            server.start()
+            return server
+        except ServiceUnavailable:
+            server.close()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+# --- what the suite uses -------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """A server for the tests: ``url`` is None when unavailable (``reason`` says why);
+    ``server`` is the throwaway server this process started (None for a named one)."""
+
+    url: str | None
+    reason: str = ""
+    server: ThrowawayPostgres | ThrowawayRedis | None = None
+
+    @property
+    def throwaway(self) -> bool:
+        return self.server is not None
+
+    def close(self) -> None:
+        """Stop the throwaway server, if any (a named server is left alone)."""
+        if self.server is not None:
+            self.server.close()
+
+
+def find_postgres() -> Service:
+    """The server named by ``AUTOMATIONS_TEST_DATABASE_URL``, else a new throwaway one."""
+    named = os.environ.get(DATABASE_URL_VAR, "").strip()
+    if named:
+        if pg_answers(named):
+            return Service(named)
+        return Service(None, f"{DATABASE_URL_VAR}={named} does not answer")
+    try:
+        server = start_throwaway_postgres()
+    except ServiceUnavailable as exc:
+        return Service(None, exc.reason)
+    return Service(server.base_url, server=server)
+
+
+def find_redis() -> Service:
+    """The server named by ``AUTOMATIONS_TEST_REDIS_URL`` (without its database number),
+    else a new throwaway one."""
+    named = os.environ.get(REDIS_URL_VAR, "").strip()
+    if named:
+        parts = urlsplit(named)
+        url = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        if redis_answers(url):
+            return Service(url)
+        return Service(None, f"{REDIS_URL_VAR}={named} does not answer")
+    try:
+        server = start_throwaway_redis()
+    except ServiceUnavailable as exc:
+        return Service(None, exc.reason)
+    return Service(server.url, server=server)
+
+
+# --- databases -------------------------------------------------------------------------------
 
 
 def _admin_connection(url: str, dbname: str | None = None) -> psycopg2.extensions.connection:
@@ -349,10 +424,12 @@ def terminate_backend(url: str, pid: int) -> None:
 def fresh_pg_database(base_url: str, name: str, *, migrated: bool = False) -> str:
     """(Re)create database ``name`` on the server of ``base_url``; returns its URL."""
     admin = _admin_connection(base_url)
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     if migrated:
         from shared.infra.db import migrate
@@ -364,6 +441,8 @@ def fresh_pg_database(base_url: str, name: str, *, migrated: bool = False) -> st
 def drop_pg_database(url: str) -> None:
     name = make_url(url).database
     admin = _admin_connection(url, "postgres" if name != "postgres" else "template1")
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
