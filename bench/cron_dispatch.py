@@ -37,15 +37,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from shared.cron.dispatch import dispatch_due, due_query
+from shared.infra.broker import Publisher, producer_app
 from shared.infra.clock import FrozenClock
 from shared.infra.config import Settings
-from shared.infra.db.engine import make_engine, make_session_factory
+from shared.infra.db.engine import make_engine
+from shared.infra.db.uow import Database, TaskMessage
 from shared.infra.queues import QUEUE_EVENTS
 from shared.models import AutomationEvent, User
 from tests import factories
 from tests.harness.services import find_postgres, find_redis, fresh_pg_database
-from worker.celery_app import create_celery
-from worker.tasks.base import Runtime
 
 DB_NAME = "bench_cron"
 REDIS_DB = 12
@@ -178,27 +178,28 @@ def main() -> int:
     )
 
     settings = Settings(database_url=db_url, broker_url=redis_url)
-    app = create_celery(settings, include_tasks=False)
-    runtime = Runtime(app, settings, clock)
     engine = make_engine(db_url, pool_size=2)
-    factory = make_session_factory(engine)
+    publisher = Publisher(producer_app(settings))
 
     idle_before = time_due_query(db_url, clock.now() - timedelta(minutes=15), args.batch_size, 20)
     publish_seconds = 0.0
 
-    def publish(ids: Sequence[str]) -> None:
-        nonlocal publish_seconds
-        begun = time.perf_counter()
-        runtime.publish_events(ids)
-        publish_seconds += time.perf_counter() - begun
+    class TimedPublisher:
+        def publish(self, messages: Sequence[TaskMessage]) -> None:
+            nonlocal publish_seconds
+            begun = time.perf_counter()
+            publisher.publish(messages)
+            publish_seconds += time.perf_counter() - begun
+
+    db = Database(engine, TimedPublisher())
 
     started = time.perf_counter()
-    fired = dispatch_due(factory, clock, args.batch_size, publish=publish)
+    fired = dispatch_due(db.unit, clock, args.batch_size)
     pass_seconds = time.perf_counter() - started
     with Session(engine) as session:
         inserted = session.scalar(select(func.count()).select_from(AutomationEvent)) or 0
     enqueued = int(redis.Redis.from_url(redis_url).llen(QUEUE_EVENTS))  # type: ignore[arg-type]
-    second_pass = dispatch_due(factory, clock, args.batch_size)
+    second_pass = dispatch_due(db.unit, clock, args.batch_size)
     engine.dispose()
 
     idle = time_due_query(db_url, clock.now(), args.batch_size, args.query_runs)

@@ -50,6 +50,7 @@ from proc_cpu import (  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from shared.infra.broker import producer_app  # noqa: E402
 from shared.infra.clock import FrozenClock  # noqa: E402
 from shared.infra.config import Settings  # noqa: E402
 from shared.infra.db.engine import make_engine  # noqa: E402
@@ -58,7 +59,6 @@ from shared.models import AutomationEvent, EventStatus  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.harness.processes import Proc  # noqa: E402
 from tests.harness.services import find_postgres, find_redis, fresh_pg_database  # noqa: E402
-from worker.celery_app import create_celery  # noqa: E402
 
 DB_NAME = "bench_pipeline"
 REDIS_DB = 13
@@ -263,7 +263,7 @@ def main() -> int:
         PYTHONPATH=os.pathsep.join([str(REPO / "bench"), str(REPO)]),
     )
     settings = Settings(database_url=db_url, broker_url=broker, data_dir=tmp)
-    app = create_celery(settings, include_tasks=False)
+    app = producer_app(settings)
     argv = [sys.executable, "-m", "celery", "-A", "pipeline_celery", "worker"]
     argv += ["--loglevel", "WARNING", "-Q", IDLE_QUEUE, "--pool", args.pool]
     argv += ["--concurrency", str(args.concurrency), "--without-gossip", "--without-mingle"]

@@ -2,14 +2,14 @@
 """The event pipeline's own cost, without Celery: events/s and CPU per event.
 
     .venv/bin/python bench/pipeline_inproc.py [--events 3000] [--processes 1] [--automations 50]
-                                              [--transaction prepared|engine]
+                                              [--transaction prepared|plain]
 
 Seeds the same data as ``bench/pipeline.py`` (its own database ``bench_pipeline_inproc``),
 then ``--processes`` plain processes each take every n-th pending event and run the
-worker's transaction and ``process_event`` on it, one after the other. Prints events/s and
+worker's unit of work and ``process_event`` on it, one after the other. Prints events/s and
 the CPU milliseconds per event of those processes and of their PostgreSQL backends (from
-/proc). ``--transaction engine`` runs each event in SQLAlchemy's ``engine.begin()`` instead
-of the worker's :class:`PreparedTransaction` on a kept connection, for comparison.
+/proc). ``--transaction plain`` runs the store's statements as plain SQL instead of
+server-side prepared statements, for comparison.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from sqlalchemy import text  # noqa: E402
 
 from shared.events.options import PipelineOptions  # noqa: E402
 from shared.events.pipeline import process_event  # noqa: E402
+from shared.events.store import open_store  # noqa: E402
 from shared.infra.clock import system_clock  # noqa: E402
 from shared.infra.db.engine import make_engine  # noqa: E402
-from shared.infra.db.prepared_tx import prepared_transaction  # noqa: E402
+from shared.infra.db.uow import Database  # noqa: E402
 from tests.harness.services import find_postgres, fresh_pg_database  # noqa: E402
 
 DB_NAME = "bench_pipeline_inproc"
@@ -47,22 +48,20 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _work(url: str, ids: list[str], mode: str, start: Any, results: Any) -> None:
+    # one pooled connection: every unit of work gets the same one (and its backend)
     engine = make_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=False)
-    options = PipelineOptions()
-    conn = engine.connect()  # kept, as the worker keeps its event connection
-    backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
-    conn.rollback()
+    options = PipelineOptions(prepared_statements=mode == "prepared")
+    db = Database(engine)
+    with engine.connect() as conn:
+        backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
     start.wait()
     cpu, backend_cpu = time.process_time(), _cpu_seconds(backend)
     for event_id in ids:
-        if mode == "prepared":
-            with prepared_transaction(conn) as tx:
-                process_event(tx, system_clock, uuid.UUID(event_id), options)
-        else:
-            with conn.begin():
-                process_event(conn, system_clock, uuid.UUID(event_id), options)
+        with db.unit() as uow:  # the worker's unit of work
+            process_event(
+                open_store(uow.connection, options), system_clock, uuid.UUID(event_id), options
+            )
     results.put((time.process_time() - cpu, _cpu_seconds(backend) - backend_cpu))
-    conn.close()
     engine.dispose()
 
 
@@ -71,7 +70,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--automations", type=int, default=50)
-    parser.add_argument("--transaction", choices=["prepared", "engine"], default="prepared")
+    parser.add_argument("--transaction", choices=["prepared", "plain"], default="prepared")
     args = parser.parse_args()
     if not Path("/proc/self/stat").exists():
         print("needs Linux /proc for the CPU figures", file=sys.stderr)

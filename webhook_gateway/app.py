@@ -9,11 +9,19 @@ from celery import Celery
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from shared.errors import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE,
+    describe_error,
+    error_body,
+    is_transient_db_error,
+)
 from shared.infra.clock import Clock, system_clock
 from shared.infra.config import Settings, load_settings
-from shared.infra.db.engine import engine_from_settings, make_session_factory
 from shared.infra.logs import configure_logging
+from shared.infra.runtime import Runtime
 from webhook_gateway.context import Gateway
+from webhook_gateway.metrics import PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -24,28 +32,19 @@ def create_app(
     clock: Clock | None = None,
     celery: Celery | None = None,
 ) -> Flask:
-    from worker.celery_app import create_celery
-
     settings = settings or load_settings()
     app = Flask("webhook_gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the ingress enforces its own limit, streaming
-    # No pre-ping on checkout (a round trip per webhook): after a database restart the first
-    # statement on a dead pooled connection fails, SQLAlchemy then recycles every older
-    # connection of the pool, and the ingress retries that request once; an API request
-    # that meets it answers 503 with Retry-After.
-    engine = engine_from_settings(settings, pool_pre_ping=False)
-    ingest_engine = (
-        engine
-        if engine.dialect.name == "sqlite"
-        else engine_from_settings(settings, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
-    )
+    clock = clock or system_clock
     app.extensions["automations"] = Gateway(
         settings=settings,
-        clock=clock or system_clock,
-        engine=engine,
-        session_factory=make_session_factory(engine),
-        celery=celery or create_celery(settings, include_tasks=False),
-        ingest_engine=ingest_engine,
+        clock=clock,
+        runtime=Runtime(
+            settings,
+            clock=clock,
+            celery=celery,
+            on_publish_failure=lambda messages: PUBLISH_FAILURES.inc(len(messages)),
+        ),
     )
 
     from webhook_gateway import access_log, health, ingress, metrics
@@ -77,5 +76,11 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
+        if is_transient_db_error(exc):
+            log.warning("database unavailable: %s", describe_error(exc))
+            response = jsonify(error_body(*UNAVAILABLE))
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         log.exception("unhandled error")
-        return jsonify(code="internal_error", message="internal server error"), 500
+        return jsonify(error_body("internal_error", "internal server error")), 500

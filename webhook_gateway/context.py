@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from celery import Celery
 from flask import current_app
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from shared.infra.clock import Clock
 from shared.infra.config import Settings
+from shared.infra.db.uow import UnitOfWork
+from shared.infra.runtime import Runtime
 
 
 @dataclass
 class Gateway:
     settings: Settings
     clock: Clock
-    #: transactional: the management API, health checks, bad-signature records
-    engine: Engine
-    session_factory: sessionmaker[Session]
-    celery: Celery
-    #: the webhook hot path (trigger lookups, event inserts): on PostgreSQL a pool of its own
-    #: in autocommit mode, so each single-statement write commits as it returns, without
-    #: BEGIN and COMMIT round trips or switching a connection's mode per request; on SQLite
-    #: the same engine as ``engine``.
-    ingest_engine: Engine
+    #: the process's engine (one pool), publisher and units of work
+    runtime: Runtime
+
+    @property
+    def engine(self) -> Engine:
+        return self.runtime.engine
+
+    @property
+    def celery(self) -> Celery:
+        return self.runtime.celery
+
+    @contextmanager
+    def unit_of_work(self, *, single_statement: bool = False) -> Iterator[UnitOfWork]:
+        with self.runtime.unit_of_work(single_statement=single_statement) as uow:
+            yield uow
 
     def dispose(self) -> None:
         """Close every pooled database connection (tests, shutdown)."""
-        self.engine.dispose()
-        if self.ingest_engine is not self.engine:
-            self.ingest_engine.dispose()
+        self.runtime.dispose()
 
 
 def gateway() -> Gateway:

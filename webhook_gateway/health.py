@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy import text
 
+from shared.errors import RETRY_AFTER_SECONDS, describe_error
 from webhook_gateway.context import gateway
 
 bp = Blueprint("health", __name__)
@@ -23,7 +24,7 @@ def check_database() -> str | None:
             conn.execute(text("SELECT 1"))
         return None
     except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        return describe_error(exc)[:300]
 
 
 def check_broker() -> str | None:
@@ -59,5 +60,5 @@ def readyz() -> Any:
     }
     if failed:
         body["errors"] = failed
-        return jsonify(body), 503
+        return jsonify(body), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return jsonify(body)

@@ -2,8 +2,9 @@
 
 Order of work: size limit (Content-Length, then a capped streaming read) → trigger lookup
 (404) → disabled automation (202 ignored) → signature (401 + throttled error event) →
-delivery-id dedup → insert the ``pending`` event and commit → publish (sent, its reply read
-later) → 202.
+delivery-id dedup → insert the ``pending`` event and commit → publish → 202, in one unit of
+work (the publish is its after-commit work; a failed publish leaves the event ``pending``
+for the sweeper and the answer is still 202, SPEC 4).
 A 202 with an event id always means the event is committed. The view stays thin: the
 domain logic lives in :mod:`shared.ingest`.
 
@@ -24,28 +25,32 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_content_length, get_input_stream
 
+from shared.errors import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE,
+    describe_error,
+    error_body,
+    is_transient_db_error,
+)
 from shared.events.ingest import delivery_id_from, record_bad_signature, record_event
 from shared.events.payload import prepare_payload
-from shared.infra.broker import EventPublisher, PublishFailure, make_publisher
+from shared.infra.broker import event_message
 from shared.infra.crypto import Keyring
 from shared.triggers.lookup import TriggerCache, TriggerSnapshot, load_trigger, parse_trigger_id
 from shared.triggers.signatures import GITHUB_HEADER, STANDARD_SIGNATURE_HEADER, Verdict, verify
 from webhook_gateway import access_log
 from webhook_gateway.context import Gateway, gateway
-from webhook_gateway.metrics import PUBLISH_FAILURES, observe
+from webhook_gateway.metrics import observe
 
-__all__ = ["RETRY_AFTER_SECONDS", "IngressMiddleware", "bp", "init_app"]
+__all__ = ["IngressMiddleware", "bp", "init_app"]
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingress", __name__)
 
-RETRY_AFTER_SECONDS = 5
 _PATH_PREFIX = "/api/v1/automations/triggers/"
 _PATH_SUFFIX = "/webhook"
 _RULE = f"{_PATH_PREFIX}<trigger_id>{_PATH_SUFFIX}"
@@ -65,7 +70,6 @@ _SIGNATURE_MESSAGES = {
 class IngressState:
     keyring: Keyring
     triggers: TriggerCache
-    publisher: EventPublisher
 
 
 def init_app(app: Flask) -> None:
@@ -73,7 +77,6 @@ def init_app(app: Flask) -> None:
     state = app.extensions[_EXTENSION] = IngressState(
         keyring=Keyring(gw.settings.keys),
         triggers=TriggerCache(gw.clock, gw.settings.trigger_cache_seconds),
-        publisher=make_publisher(gw.celery),
     )
     app.register_blueprint(bp)
     app.wsgi_app = IngressMiddleware(app.wsgi_app, gw, state)  # type: ignore[method-assign]
@@ -111,7 +114,7 @@ def _json(status: int, body: dict[str, Any], headers: tuple[tuple[str, str], ...
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> _Answer:
-    return _json(status, {"code": code, "message": message}, tuple(headers.items()))
+    return _json(status, error_body(code, message), tuple(headers.items()))
 
 
 def _not_found() -> _Outcome:
@@ -126,17 +129,11 @@ def _too_large(limit: int) -> _Outcome:
     )
 
 
-def _unavailable(message: str = "the database is unavailable; retry later") -> _Outcome:
+def _unavailable(message: str = UNAVAILABLE[1]) -> _Outcome:
     return _Outcome(
         "unavailable",
-        _error(503, "unavailable", message, **{"Retry-After": str(RETRY_AFTER_SECONDS)}),
+        _error(503, UNAVAILABLE[0], message, **{"Retry-After": str(RETRY_AFTER_SECONDS)}),
     )
-
-
-def _is_db_unavailable(exc: SQLAlchemyError) -> bool:
-    if isinstance(exc, PoolTimeoutError | OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bytes:
@@ -184,60 +181,8 @@ def _signature_header(headers: dict[str, str]) -> str | None:
     return None
 
 
-def _describe(exc: BaseException) -> str:
-    try:  # SQLAlchemy's message includes a repr of the parameters, which can itself fail
-        text = str(exc)
-    except Exception:
-        text = ""
-    first_line = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first_line[:200]}"
-
-
-class _Db:
-    """The request's Core connections, checked out only when first needed: a cached trigger
-    answered with 404 or 202 ignored never touches a pool. Not an ORM session: the ingress
-    runs only Core statements and the session's bookkeeping shows at this request rate.
-
-    ``ingest()`` is the hot path's connection (autocommit on PostgreSQL, see
-    :class:`~webhook_gateway.context.Gateway`); ``transactional()`` is for the rare
-    multi-statement write (a bad signature). On SQLite both are one connection.
-    """
-
-    def __init__(self, gw: Gateway) -> None:
-        self._engines = (gw.ingest_engine, gw.engine)
-        self._conns: list[Connection | None] = [None, None]
-
-    def _get(self, i: int) -> Connection:
-        if self._engines[0] is self._engines[1]:
-            i = 0
-        conn = self._conns[i]
-        if conn is None:
-            conn = self._conns[i] = self._engines[i].connect()
-        return conn
-
-    def ingest(self) -> Connection:
-        return self._get(0)
-
-    def transactional(self) -> Connection:
-        return self._get(1)
-
-    def rollback(self) -> None:
-        for conn in self._conns:
-            if conn is not None:
-                try:
-                    conn.rollback()
-                except Exception:  # the connection is gone; closing it discards it
-                    pass
-
-    def close(self) -> None:
-        for conn in self._conns:
-            if conn is not None:
-                conn.close()
-
-
 def _reject_signature(
     gw: Gateway,
-    db: _Db,
     trigger: TriggerSnapshot,
     verdict: Verdict,
     headers: dict[str, str],
@@ -249,52 +194,38 @@ def _reject_signature(
         "_original_size": size,
     }
     try:
-        conn = db.transactional()
-        record_bad_signature(conn, gw.clock, trigger, details)
-        conn.commit()
+        with gw.unit_of_work() as uow:
+            record_bad_signature(uow.connection, gw.clock, trigger, details)
     except SQLAlchemyError as exc:
-        db.rollback()
         # the answer is still 401: the request is unauthenticated either way
         log.warning(
             "could not record a bad signature for trigger %s: %s",
             trigger.trigger_id,
-            _describe(exc),
+            describe_error(exc),
         )
     return _Outcome("bad_signature", _error(401, "invalid_signature", _SIGNATURE_MESSAGES[verdict]))
 
 
-def _publish(state: IngressState, event_id: uuid.UUID) -> None:
-    """Send the event to the broker; the 202 does not wait for the broker's reply (see
-    :mod:`shared.infra.broker`). A failure, of this publish or found now for an earlier one,
-    leaves that event ``pending`` for the sweeper; it is counted and logged."""
-    try:
-        failures = state.publisher.publish_unconfirmed(event_id)
-    except Exception as exc:  # not the broker's doing; still, the event stays pending
-        failures = [PublishFailure((str(event_id),), exc)]
-    for failure in failures:
-        PUBLISH_FAILURES.inc(len(failure.event_ids))
-        log.warning(
-            "publishing event %s failed; it stays pending for the sweeper: %s",
-            ", ".join(failure.event_ids),
-            _describe(failure.error),
-        )
+def _trigger(gw: Gateway, state: IngressState, trigger_id: uuid.UUID) -> TriggerSnapshot | None:
+    hit, trigger = state.triggers.get(trigger_id)
+    if not hit:
+        with gw.unit_of_work(single_statement=True) as uow:
+            trigger = load_trigger(uow.connection, state.keyring, trigger_id)
+        state.triggers.put(trigger_id, trigger)
+    return trigger
 
 
 def _handle(
     gw: Gateway,
     state: IngressState,
     raw_trigger_id: str,
-    db: _Db,
     body: bytes,
     environ: dict[str, Any],
 ) -> _Outcome:
     trigger_id = parse_trigger_id(raw_trigger_id)
     if trigger_id is None:
         raise _not_found()
-    hit, trigger = state.triggers.get(trigger_id)
-    if not hit:
-        trigger = load_trigger(db.ingest(), state.keyring, trigger_id)
-        state.triggers.put(trigger_id, trigger)
+    trigger = _trigger(gw, state, trigger_id)
     if trigger is None or not trigger.is_webhook:
         raise _not_found()
     if trigger.disabled:
@@ -309,17 +240,21 @@ def _handle(
     now = gw.clock.now()
     verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
     if verdict is not Verdict.OK:
-        return _reject_signature(gw, db, trigger, verdict, headers, len(body))
+        return _reject_signature(gw, trigger, verdict, headers, len(body))
 
     payload = prepare_payload(body, gw.settings.stored_payload_max_bytes)
-    conn = db.ingest()
-    recorded = record_event(conn, gw.clock, trigger, delivery_id_from(headers), payload)
-    conn.commit()  # SQLite; a no-op in autocommit mode
+    # One statement (the deduplicating insert), so no BEGIN/COMMIT round trips; the
+    # process_event message goes out after it committed.
+    with gw.unit_of_work(single_statement=True) as uow:
+        recorded = record_event(
+            uow.connection, gw.clock, trigger, delivery_id_from(headers), payload
+        )
+        if not recorded.duplicate:
+            uow.enqueue(*event_message(recorded.event_id))
     if recorded.duplicate:
         return _Outcome(
             "duplicate", _json(202, {"event_id": str(recorded.event_id), "duplicate": True})
         )
-    _publish(state, recorded.event_id)
     return _Outcome("accepted", _json(202, {"event_id": str(recorded.event_id)}))
 
 
@@ -333,13 +268,12 @@ def serve(
     """Handle one webhook request and count it in the metrics; returns its outcome and the
     body size read (None when the body was refused before reading)."""
     started = time.perf_counter()
-    db = _Db(gw)
     body_size: int | None = None
     try:
         body = _read_body(environ, gw.settings.max_body_bytes)
         body_size = len(body)
         try:
-            result = _handle(gw, state, raw_trigger_id, db, body, environ)
+            result = _handle(gw, state, raw_trigger_id, body, environ)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
@@ -347,26 +281,19 @@ def serve(
             # one that died with a database restart fails here, and SQLAlchemy has now
             # discarded the pool's older connections. Nothing was recorded on it (or, if
             # the commit went through, the delivery id finds it), so try once more.
-            db.rollback()
-            db.close()
-            db = _Db(gw)
-            result = _handle(gw, state, raw_trigger_id, db, body, environ)
+            result = _handle(gw, state, raw_trigger_id, body, environ)
     except _Outcome as short:
         result = short
     except SQLAlchemyError as exc:
-        db.rollback()
-        if _is_db_unavailable(exc):
-            log.warning("database unavailable: %s", _describe(exc))
+        if is_transient_db_error(exc):
+            log.warning("database unavailable: %s", describe_error(exc))
             result = _unavailable()
         else:
-            log.error("database error while receiving a webhook: %s", _describe(exc))
+            log.error("database error while receiving a webhook: %s", describe_error(exc))
             result = _internal_error()
     except Exception:
-        db.rollback()
         log.exception("unexpected error while receiving a webhook")
         result = _internal_error()
-    finally:
-        db.close()
     observe(result.outcome, time.perf_counter() - started)
     return result, body_size
 

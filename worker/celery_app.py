@@ -1,72 +1,35 @@
-"""The Celery application factory. Producers (gateway, beat) and workers share it."""
+"""The worker's Celery application: the shared configuration, the tasks and beat's schedule."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from celery.signals import worker_process_init
 
+from shared.infra.broker import celery_config
+from shared.infra.clock import Clock, system_clock
 from shared.infra.config import Settings
-from shared.infra.queues import ALL_QUEUES, QUEUE_EVENTS
+from shared.infra.runtime import Runtime
 from worker.schedule import beat_schedule
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    transport: dict[str, Any] = {}
-    if settings.effective_broker_url.startswith(("redis://", "rediss://")):
-        # Redis redelivers an unacknowledged task after the visibility timeout; the task time
-        # limit is below it (checked in Settings) so a running task is never redelivered.
-        transport.update(
-            visibility_timeout=settings.broker_visibility_timeout_seconds,
-            socket_timeout=5,
-            socket_connect_timeout=3,
-            retry_on_timeout=True,
-        )
-    broker_transport = None
-    if settings.effective_broker_url.startswith("redis://"):
-        broker_transport = "worker.redis_transport:Transport"
-    return {
-        "broker_url": settings.effective_broker_url,
-        "broker_transport": broker_transport,
-        "broker_transport_options": transport,
-        "broker_connection_retry_on_startup": True,
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "result_serializer": "json",
-        "task_ignore_result": True,
-        "result_backend": None,
-        # A task is acknowledged only after it finished; a worker that dies mid-task
-        # has it redelivered. The task is idempotent, so redelivery is harmless.
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        "task_time_limit": settings.task_time_limit_seconds,
-        "task_soft_time_limit": max(settings.task_time_limit_seconds - 10, 5),
-        "task_default_queue": QUEUE_EVENTS,
-        "task_queues": [Queue(name) for name in ALL_QUEUES],
-        # Publishing must fail fast: the gateway answers 202 anyway and the sweeper re-publishes.
-        "task_publish_retry": True,
-        "task_publish_retry_policy": {
-            "max_retries": 1,
-            "interval_start": 0,
-            "interval_step": 0.2,
-            "interval_max": 0.2,
-        },
-        "worker_hijack_root_logger": False,
-        "worker_send_task_events": False,
-        "timezone": "UTC",
-        "enable_utc": True,
-    }
+def create_celery(settings: Settings, *, clock: Clock | None = None) -> Celery:
+    """The app with every task registered; ``clock`` replaces the system clock (tests)."""
+    import worker.tasks  # noqa: F401  (registers the shared tasks)
+    from worker.tasks.base import lower_pool_priority
 
-
-def create_celery(settings: Settings, *, include_tasks: bool = True) -> Celery:
     app = Celery("automations", set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.beat_schedule = beat_schedule(settings)
     app.conf["automations_settings"] = settings
-    if include_tasks:
-        from worker import tasks
+    runtime = Runtime(settings, clock=clock or system_clock, celery=app)
+    app.automations_runtime = runtime  # type: ignore[attr-defined]
 
-        tasks.register(app)
+    @worker_process_init.connect(weak=False)
+    def _reset(**_: Any) -> None:  # a prefork child: its own connections, lower priority
+        runtime.reset_after_fork()
+        lower_pool_priority(settings.worker_pool_nice)
+
+    app.finalize(auto=True)
     return app

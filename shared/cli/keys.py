@@ -11,10 +11,9 @@ from typing import Any
 import click
 
 from shared import keys as keyops
-from shared.cli.settings import settings_or_exit
+from shared.cli.settings import runtime_or_exit
 from shared.infra.clock import system_clock
 from shared.infra.crypto import Keyring
-from shared.infra.db.engine import engine_from_settings, make_session_factory
 
 
 class _Bar:
@@ -47,18 +46,19 @@ def _run(
     op: Callable[..., keyops.KeyOpSummary],
     **kwargs: Any,
 ) -> None:
-    settings = settings_or_exit()
-    engine = engine_from_settings(settings)
-    factory = make_session_factory(engine)
+    runtime = runtime_or_exit()
+    settings = runtime.settings
     bar = _Bar(label, enabled=not quiet)
     try:
-        summary = op(factory, system_clock, Keyring(settings.keys), progress=bar, **kwargs)
+        summary = op(
+            runtime.unit_of_work, system_clock, Keyring(settings.keys), progress=bar, **kwargs
+        )
     except (keyops.KeyCheckError, ValueError) as exc:
         bar.close()
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     finally:
-        engine.dispose()
+        runtime.dispose()
     bar.close()
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2, sort_keys=True))

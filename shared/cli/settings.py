@@ -7,6 +7,7 @@ import sys
 import click
 
 from shared.infra.config import ConfigError, Settings, load_settings
+from shared.infra.runtime import Runtime
 
 
 def settings_or_exit() -> Settings:
@@ -22,3 +23,8 @@ def settings_or_exit() -> Settings:
     if settings.is_sqlite or settings.is_embedded_broker:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
+
+
+def runtime_or_exit() -> Runtime:
+    """A :class:`Runtime` over :func:`settings_or_exit`'s settings (units of work, publisher)."""
+    return Runtime(settings_or_exit())

@@ -7,9 +7,8 @@ import sys
 import click
 
 from shared import accounts
-from shared.cli.settings import settings_or_exit
+from shared.cli.settings import runtime_or_exit
 from shared.infra.clock import system_clock
-from shared.infra.db.engine import engine_from_settings, make_session_factory, transaction
 
 
 @click.group()
@@ -29,9 +28,10 @@ def tokens() -> None:
 @click.option("--name", default="", help="A label for the token.")
 def tokens_create(email: str, scopes: tuple[str, ...], name: str) -> None:
     """Create an API token for EMAIL and print it (the only line on stdout; shown once)."""
-    factory = make_session_factory(engine_from_settings(settings_or_exit()))
+    runtime = runtime_or_exit()
     try:
-        with transaction(factory) as session:
+        with runtime.unit_of_work() as uow:
+            session = uow.session
             _, token = accounts.create_token(session, system_clock, email, list(scopes), name)
     except accounts.AccountError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -8,9 +8,8 @@ import sys
 import click
 
 from shared import accounts
-from shared.cli.settings import settings_or_exit
+from shared.cli.settings import runtime_or_exit
 from shared.infra.clock import system_clock
-from shared.infra.db.engine import engine_from_settings, make_session_factory, transaction
 
 
 @click.group()
@@ -30,9 +29,10 @@ def users() -> None:
 )
 def users_create(email: str, org_name: str, role: str) -> None:
     """Create user EMAIL in organization ORG (or update their role there)."""
-    factory = make_session_factory(engine_from_settings(settings_or_exit()))
+    runtime = runtime_or_exit()
     try:
-        with transaction(factory) as session:
+        with runtime.unit_of_work() as uow:
+            session = uow.session
             user = accounts.create_user(session, system_clock, email, org_name, role)
             click.echo(str(user.id))
     except accounts.AccountError as exc:

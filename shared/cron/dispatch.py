@@ -18,8 +18,9 @@ left, one transaction per batch of up to ``batch_size`` triggers:
    hosts, a stale read) cannot double-fire: its row is simply not inserted and not published;
 4. advance every claimed trigger's ``next_fire_at`` to its first slot strictly after now and
    set ``last_triggered_at = now`` in one statement;
-5. commit, then publish ``process_event`` for the inserted events. A failed publish is logged
-   and left to the pending-event sweeper.
+5. enqueue ``process_event`` for the inserted events on the batch's unit of work, which
+   publishes them in one batch after its commit. A failed publish is logged and left to the
+   pending-event sweeper.
 
 Finally, due triggers of ``disabled`` automations are unscheduled (``next_fire_at = NULL``) so a
 re-enabled automation never replays its disabled period (see :mod:`shared.cron.scheduling`) and
@@ -30,21 +31,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from shared.cron.schedule import Schedule, ScheduleError, due_fire, parse_schedule, to_rfc3339
 from shared.cron.scheduling import FIRING_STATUSES
+from shared.infra.broker import event_message
 from shared.infra.clock import Clock
 from shared.infra.db.base import new_id
-from shared.infra.db.engine import transaction
+from shared.infra.db.uow import Units
 from shared.models import (
     Automation,
     AutomationEvent,
@@ -54,13 +54,10 @@ from shared.models import (
     TriggerType,
 )
 
-__all__ = ["Publisher", "cron_delivery_id", "dispatch_due", "due_query"]
+__all__ = ["Units", "cron_delivery_id", "dispatch_due", "due_query"]
 
 log = logging.getLogger(__name__)
 
-#: Publishes ``process_event`` for a batch of committed event ids.
-Publisher = Callable[[Sequence[str]], None]
-SessionSource = Session | sessionmaker[Session]
 #: Per-pass memo: parsed schedules by text, and due computations by (text, next_fire_at, now):
 #: triggers sharing a schedule and a slot (everything "at midnight") share the croniter work.
 _Memo = dict[Any, Any]
@@ -112,19 +109,17 @@ def due_query(now: datetime, batch_size: int, *, postgres: bool) -> Select[Any]:
 
 
 def dispatch_due(
-    sessions: SessionSource,
+    units: Units,
     clock: Clock,
     batch_size: int,
     *,
-    publish: Publisher | None = None,
     max_batches: int | None = None,
 ) -> list[str]:
     """Fire every due cron trigger once; return the ids of the events inserted (committed).
 
-    ``sessions`` is a session factory (each batch gets its own session and transaction) or a
-    single session (committed after each batch; tests pass a savepoint session). ``publish`` is
-    called after each commit with that batch's new event ids. ``max_batches`` bounds a pass
-    (default: until a batch comes back short). ``clock`` is read once per batch.
+    Each batch is one unit of work from ``units``; its events are published after its commit.
+    ``max_batches`` bounds a pass (default: until a batch comes back short). ``clock`` is read
+    once per batch.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -133,15 +128,15 @@ def dispatch_due(
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        with _unit(sessions) as session:
-            claimed, event_ids = _dispatch_batch(session, clock.now(), batch_size, schedules)
-        if event_ids:
-            fired.extend(event_ids)
-            _publish(publish, event_ids)
+        with units() as uow:
+            claimed, event_ids = _dispatch_batch(uow.session, clock.now(), batch_size, schedules)
+            for event_id in event_ids:
+                uow.enqueue(*event_message(event_id))
+        fired.extend(event_ids)
         if claimed < batch_size:
             break
-    with _unit(sessions) as session:
-        unscheduled = _unschedule_disabled(session, clock.now(), batch_size)
+    with units() as uow:
+        unscheduled = _unschedule_disabled(uow.session, clock.now(), batch_size)
     if fired or unscheduled:
         log.info(
             "cron dispatch: %d fire(s) in %d batch(es); %d trigger(s) of disabled automations "
@@ -309,26 +304,3 @@ def _unschedule_disabled(session: Session, now: datetime, batch_size: int) -> in
         .values(next_fire_at=None)
     )
     return int(result.rowcount or 0)
-
-
-@contextmanager
-def _unit(sessions: SessionSource) -> Iterator[Session]:
-    if isinstance(sessions, Session):
-        try:
-            yield sessions
-            sessions.commit()
-        except BaseException:
-            sessions.rollback()
-            raise
-        return
-    with transaction(sessions) as session:
-        yield session
-
-
-def _publish(publish: Publisher | None, event_ids: Sequence[str]) -> None:
-    if publish is None:
-        return
-    try:
-        publish(event_ids)
-    except Exception:  # the pending-event sweeper re-publishes what this failed to publish
-        log.exception("cron dispatch: publishing %d event(s) failed", len(event_ids))

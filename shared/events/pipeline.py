@@ -25,26 +25,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any
 
-from sqlalchemy import null, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, null, update
 
-from shared.chats.matching import find_matching_chat
-from shared.events import statements as sql
 from shared.events.message import chat_title, event_message
 from shared.events.options import PipelineOptions
+from shared.events.store import Decision, EventStore, NewChat, NewMessage
 from shared.infra.clock import Clock
-from shared.models.enums import (
-    AutomationStatus,
-    ChatStatus,
-    ClientType,
-    EventStatus,
-    MessageRole,
-    TriggerType,
-)
+from shared.models.enums import AutomationStatus, EventStatus, TriggerType
 from shared.models.tables import events
 from shared.triggers.filters import filter_matches, resolve_labels
 
@@ -71,147 +60,40 @@ class Outcome:
     resolved_labels: dict[str, str] | None = None
 
 
-def _on_sqlite(conn: sql.Executor) -> TypeGuard[Connection]:
-    """SQLite runs plain statements one by one (a :class:`PreparedTransaction` is PostgreSQL
-    only)."""
-    return isinstance(conn, Connection) and conn.dialect.name != "postgresql"
-
-
-def _load(conn: sql.Executor, event_id: uuid.UUID, options: PipelineOptions) -> Any:
-    """The event (row-locked) with its automation and trigger, in one round trip.
-
-    On PostgreSQL the same statement takes the per-automation advisory lock (after the row
-    lock) and, unless configured otherwise, switches this transaction to asynchronous commit
-    (see :class:`PipelineOptions`).
-    """
-    if _on_sqlite(conn):
-        return conn.execute(sql.LOAD_SQLITE, {"event_id": event_id}).first()
-    stmt = sql.LOAD_PG_SYNC if options.synchronous_commit else sql.LOAD_PG_ASYNC
-    return sql.execute(conn, stmt, {"event_id": event_id}, options.prepared_statements).first()
-
-
-def _context(
-    conn: sql.Executor,
-    ev: Any,
-    labels: dict[str, str],
-    since: datetime | None,
-    prepared: bool,
-) -> tuple[int, int, uuid.UUID | None]:
-    """(created + continued, created, matched chat id) under the automation lock.
-
-    ``since`` None skips the counts (preview). Must be its own statement, issued after the
-    lock was granted: under READ COMMITTED a statement's snapshot is taken when it starts,
-    so only a statement that starts after the lock sees the previous holder's commit.
-    On PostgreSQL counts and chat match are one round trip.
-    """
-    params = {
-        "automation_id": ev.automation_id,
-        "since": since,
-        "owner_id": ev.owner_id,
-        "organization_id": ev.organization_id,
-        "labels": labels,
-    }
-    if _on_sqlite(conn):
-        messages = creates = 0
-        if since is not None:
-            row = conn.execute(sql.COUNTS_SQLITE, params).one()
-            messages, creates = int(row[0]), int(row[1])
-        matched = find_matching_chat(conn, ev.owner_id, ev.organization_id, labels)
-        return messages, creates, matched
-    if since is None:
-        if not labels:
-            return 0, 0, None
-        return 0, 0, sql.execute(conn, sql.CONTEXT_PG_MATCH, params, prepared).scalar()
-    if not labels:
-        row = sql.execute(conn, sql.CONTEXT_PG_COUNTS, params, prepared).one()
-        return int(row[0]), int(row[1]), None
-    row = sql.execute(conn, sql.CONTEXT_PG_COUNTS_MATCH, params, prepared).one()
-    return int(row[0]), int(row[1]), row[2]
-
-
-def _finish(
-    conn: sql.Executor,
-    clock: Clock,
-    options: PipelineOptions,
-    event_id: uuid.UUID,
-    status: EventStatus,
-    *,
-    chat: dict[str, Any] | None = None,
-    touch: dict[str, Any] | None = None,
-    message: dict[str, Any] | None = None,
-    filter_matched: bool | None = None,
-    labels: dict[str, str] | None = None,
-    matched_chat_id: uuid.UUID | None = None,
-    created_chat_id: uuid.UUID | None = None,
-    error: str | None = None,
-) -> Outcome:
-    """Write the outcome: the new chat or the continued chat's update, the message, and the
-    final event row. On PostgreSQL that is one statement (the chat writes are data-modifying
-    CTEs of the event UPDATE); SQLite runs them one by one.
-    """
-    params: dict[str, Any] = {
-        "event_id": event_id,
-        "ev_status": status,
-        "ev_filter_matched": filter_matched,
-        "ev_resolved_labels": labels,
-        "ev_matched_chat_id": matched_chat_id,
-        "ev_created_chat_id": created_chat_id,
-        "ev_error": error,
-        "ev_processed_at": clock.now(),
-    }
-    for part in (chat, touch, message):
-        if part:
-            params.update(part)
-    if _on_sqlite(conn):
-        # SQLite: the chat writes one by one, then the event
-        if chat is not None:
-            conn.execute(sql.INSERT_CHAT, params)
-        elif touch is not None:
-            conn.execute(sql.TOUCH_CHAT, params)
-        if chat is not None or touch is not None:
-            conn.execute(sql.INSERT_MESSAGE, params)
-        stmt = sql.FINISH
-    elif chat is not None:
-        stmt = sql.FINISH_CREATE_PG
-    elif touch is not None:
-        stmt = sql.FINISH_CONTINUE_PG
-    else:
-        stmt = sql.FINISH
-    sql.execute_last(conn, stmt, params, options.prepared_statements)
+def _apply(store: EventStore, decision: Decision) -> Outcome:
+    store.finish(decision)
     return Outcome(
-        event_id=event_id,
-        status=status,
+        event_id=decision.event_id,
+        status=decision.status,
         applied=True,
-        chat_id=created_chat_id or matched_chat_id,
-        error=error,
-        filter_matched=filter_matched,
-        resolved_labels=labels,
+        chat_id=decision.created_chat_id or decision.matched_chat_id,
+        error=decision.error,
+        filter_matched=decision.filter_matched,
+        resolved_labels=decision.labels,
     )
 
 
 def process_event(
-    session: Session | sql.Executor, clock: Clock, event_id: uuid.UUID, options: PipelineOptions
+    store: EventStore, clock: Clock, event_id: uuid.UUID, options: PipelineOptions
 ) -> Outcome:
-    """Run SPEC 5 steps 1-8 for one event inside the caller's transaction (an ORM session's,
-    a Core connection's, or on PostgreSQL the worker's prepared transaction)."""
-    conn = session.connection() if isinstance(session, Session) else session
-    ev = _load(conn, event_id, options)
+    """Run SPEC 5 steps 1-7 for one event inside the store's transaction."""
+    ev = store.load(event_id)
     if ev is None:
         return Outcome(event_id=event_id, status=None, applied=False)
     if ev.status != EventStatus.PENDING:
         return Outcome(event_id=event_id, status=EventStatus(ev.status), applied=False)
-    # From here on the per-automation lock is held (taken by _load on PostgreSQL; SQLite's
-    # single write lock on SQLite): counts and chat lookups see every event of this
-    # automation that committed before us, and nobody else acts on it meanwhile.
+    # From here on the per-automation lock is held: counts and chat lookups see every event
+    # of this automation that committed before us, and nobody else acts on it meanwhile.
+    now = clock.now()
+
+    def decide(status: EventStatus, **fields: Any) -> Outcome:
+        return _apply(store, Decision(event_id, status, now, **fields))
 
     # 1. status lifecycle
     if ev.automation_status == AutomationStatus.DISABLED:
-        return _finish(conn, clock, options, event_id, EventStatus.FILTERED, error=DROPPED_DISABLED)
+        return decide(EventStatus.FILTERED, error=DROPPED_DISABLED)
     if ev.trigger_type is None:
-        return _finish(
-            conn, clock, options, event_id, EventStatus.FILTERED, error=DROPPED_TRIGGER_DELETED
-        )
-
+        return decide(EventStatus.FILTERED, error=DROPPED_TRIGGER_DELETED)
     document = ev.pending_payload if ev.pending_payload is not None else ev.payload
 
     # 2. filter (webhook triggers only)
@@ -219,53 +101,35 @@ def process_event(
     if ev.trigger_type == TriggerType.WEBHOOK:
         filter_matched = filter_matches(ev.filter or {}, document)
         if not filter_matched:
-            return _finish(
-                conn, clock, options, event_id, EventStatus.FILTERED, filter_matched=False
-            )
+            return decide(EventStatus.FILTERED, filter_matched=False)
 
     # 3. labels
     labels = resolve_labels(ev.label_paths or {}, document)
     common: dict[str, Any] = {"filter_matched": filter_matched, "labels": labels}
 
-    # 4. chat match (+ the rate-limit counts of step 6 in the same round trip)
+    # 4. chat match, with the rate-limit counts of step 6 (none in preview)
     preview = ev.automation_status == AutomationStatus.PREVIEW
-    now = clock.now()
-    messages, creates, matched = _context(
-        conn,
-        ev,
-        labels,
-        None if preview else now - options.rate_window,
-        options.prepared_statements,
-    )
+    context = store.context(ev, labels, None if preview else now - options.rate_window)
+    matched = context.matched_chat_id
 
     # 5. preview: record only
     if preview:
-        return _finish(
-            conn, clock, options, event_id, EventStatus.PREVIEW, matched_chat_id=matched, **common
-        )
+        return decide(EventStatus.PREVIEW, matched_chat_id=matched, **common)
 
     # 6. rate limits
-    if messages >= ev.max_messages_per_hour:
-        error = f"message rate limit exceeded: {messages}/{ev.max_messages_per_hour} per hour"
-        return _finish(
-            conn,
-            clock,
-            options,
-            event_id,
-            EventStatus.RATE_LIMITED,
-            matched_chat_id=matched,
-            error=error,
-            **common,
-        )
-    if matched is None and creates >= ev.max_chat_creates_per_hour:
+    if context.messages >= ev.max_messages_per_hour:
         error = (
-            f"chat creation rate limit exceeded: {creates}/{ev.max_chat_creates_per_hour} per hour"
+            f"message rate limit exceeded: {context.messages}/{ev.max_messages_per_hour} per hour"
         )
-        return _finish(
-            conn, clock, options, event_id, EventStatus.RATE_LIMITED, error=error, **common
+        return decide(EventStatus.RATE_LIMITED, matched_chat_id=matched, error=error, **common)
+    if matched is None and context.creates >= ev.max_chat_creates_per_hour:
+        error = (
+            "chat creation rate limit exceeded: "
+            f"{context.creates}/{ev.max_chat_creates_per_hour} per hour"
         )
+        return decide(EventStatus.RATE_LIMITED, error=error, **common)
 
-    # 7. message, then create or continue
+    # 7. message, then continue or create
     content = event_message(
         instructions=ev.instructions or "",
         trigger_type=str(TriggerType(ev.trigger_type)),
@@ -274,77 +138,30 @@ def process_event(
         payload=document,
         max_payload_bytes=options.message_payload_max_bytes,
     )
-    chat_id = matched or uuid.uuid4()
-    message = _message(chat_id, content, event_id, now)
     if matched is not None:
-        return _finish(
-            conn,
-            clock,
-            options,
-            event_id,
-            EventStatus.CONTINUED,
-            touch={
-                "touch_id": matched,
-                "touch_status": ChatStatus.PENDING,
-                "touch_updated_at": now,
-            },
-            message=message,
-            matched_chat_id=matched,
-            **common,
-        )
-    chat = {
-        "chat_id": chat_id,
-        "chat_owner_id": ev.owner_id,
-        "chat_organization_id": ev.organization_id,
-        "chat_title": chat_title(ev.name, ev.received_at),
-        "chat_status": ChatStatus.PENDING,
-        "chat_labels": labels,
-        "chat_automation_id": ev.automation_id,
-        "chat_model_config_id": ev.model_config_id,
-        "chat_archived": False,
-        "chat_pin_order": 0,
-        "chat_client_type": ClientType.API,
-        "chat_created_at": now,
-        "chat_updated_at": now,
-    }
-    return _finish(
-        conn,
-        clock,
-        options,
-        event_id,
-        EventStatus.CREATED,
-        chat=chat,
-        message=message,
-        created_chat_id=chat_id,
-        **common,
+        message = NewMessage(uuid.uuid4(), matched, content)
+        return decide(EventStatus.CONTINUED, matched_chat_id=matched, message=message, **common)
+    chat = NewChat(
+        id=uuid.uuid4(),
+        owner_id=ev.owner_id,
+        organization_id=ev.organization_id,
+        automation_id=ev.automation_id,
+        model_config_id=ev.model_config_id,
+        title=chat_title(ev.name, ev.received_at),
+        labels=labels,
     )
+    message = NewMessage(uuid.uuid4(), chat.id, content)
+    return decide(EventStatus.CREATED, new_chat=chat, message=message, **common)
 
 
-def _message(
-    chat_id: uuid.UUID, content: str, event_id: uuid.UUID, now: datetime
-) -> dict[str, Any]:
-    """Parameters of the user message an event adds (``INSERT_MESSAGE``)."""
-    return {
-        "msg_id": uuid.uuid4(),
-        "msg_chat_id": chat_id,
-        "msg_role": MessageRole.USER,
-        "msg_content": content,
-        "msg_created_at": now,
-        "msg_deleted": False,
-        "msg_event_id": event_id,
-    }
-
-
-def mark_failed(
-    session: Session | Connection, clock: Clock, event_id: uuid.UUID, error: str
-) -> bool:
+def mark_failed(conn: Connection, clock: Clock, event_id: uuid.UUID, error: str) -> bool:
     """SPEC 5 step 8: record ``error`` on an event that is still ``pending``.
 
     Called in a fresh transaction after :func:`process_event` raised and its transaction was
     rolled back. Returns False when the event is gone or was processed meanwhile (a racing
     worker succeeded): an outcome is never overwritten.
     """
-    result = session.execute(
+    result = conn.execute(
         update(events)
         .where(events.c.id == event_id, events.c.status == EventStatus.PENDING)
         .values(
@@ -357,18 +174,11 @@ def mark_failed(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def note_transient_error(session: Session, event_id: uuid.UUID, error: str) -> None:
+def note_transient_error(conn: Connection, event_id: uuid.UUID, error: str) -> None:
     """Remember the last transient failure on a still-``pending`` event, so that the sweeper
     can quote it when it finally parks the event."""
-    session.execute(
+    conn.execute(
         update(events)
         .where(events.c.id == event_id, events.c.status == EventStatus.PENDING)
         .values(error=error[:MAX_ERROR_CHARS])
     )
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line, user-facing description of an unexpected failure."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    name = type(exc).__name__
-    return f"{name}: {text}" if text else name

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(5, ge=1, le=200)
     db_max_overflow: int = Field(5, ge=0, le=200)
     #: server-side prepared statements for the pipeline's hot statements (PostgreSQL); turn
-    #: off behind a pooler in transaction mode (PgBouncer), see shared/db/prepared.py
+    #: off behind a pooler in transaction mode (PgBouncer), see shared/events/store_postgres.py
     db_prepared_statements: bool = True
     gateway_workers: int = Field(0, ge=0, le=64)  # 0 = two per CPU (2 on SQLite)
     gateway_threads: int = Field(4, ge=1, le=256)

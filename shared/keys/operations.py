@@ -30,11 +30,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from shared.infra.clock import Clock
 from shared.infra.crypto import CryptoError, Keyring
-from shared.infra.db.engine import transaction
+from shared.infra.db.uow import Units
 from shared.models import AuditLog, Automation, AutomationTrigger, EncryptionKey, KeyStatus
 from shared.triggers.signatures import generate_secret
 
@@ -177,13 +177,14 @@ def _mark_unused_revoked(session: Session, clock: Clock, keep: set[str]) -> list
 # Batched operations -------------------------------------------------------------------------
 
 
-def _count(factory: sessionmaker[Session], where: ColumnElement[bool]) -> int:
-    with transaction(factory) as session:
+def _count(units: Units, where: ColumnElement[bool]) -> int:
+    with units() as uow:
+        session = uow.session
         return int(session.scalar(select(func.count()).select_from(_T).where(where)) or 0)
 
 
 def _batches(
-    factory: sessionmaker[Session],
+    units: Units,
     where: ColumnElement[bool],
     batch_size: int,
     handle: Callable[[Session, list[AutomationTrigger]], None],
@@ -191,13 +192,14 @@ def _batches(
     progress: Progress | None,
 ) -> None:
     """Walk the rows matching ``where`` in id order, one short transaction per batch."""
-    summary.total = _count(factory, where)
+    summary.total = _count(units, where)
     if progress:
         progress(0, summary.total)
     done = 0
     last_id: uuid.UUID | None = None
     while True:
-        with transaction(factory) as session:
+        with units() as uow:
+            session = uow.session
             stmt = select(_T).where(where).order_by(_T.id).limit(batch_size)
             if last_id is not None:
                 stmt = stmt.where(_T.id > last_id)
@@ -241,7 +243,7 @@ def _resealer(
 
 
 def rotate(
-    factory: sessionmaker[Session],
+    units: Units,
     clock: Clock,
     keyring: Keyring,
     *,
@@ -256,7 +258,8 @@ def rotate(
     active = keyring.active_digest
     if active is None:
         raise ValueError("AUTOMATIONS_ENCRYPTION_KEYS is not set: there is no key to rotate to")
-    with transaction(factory) as session:
+    with units() as uow:
+        session = uow.session
         check_keys(session, keyring)
         record_key(session, clock, active)
     summary = KeyOpSummary("rotate", active_digest=active)
@@ -269,14 +272,15 @@ def rotate(
     )
 
     handle = _resealer(clock, keyring, summary, encrypt=True)
-    _batches(factory, where, batch_size, handle, summary, progress)
-    with transaction(factory) as session:
+    _batches(units, where, batch_size, handle, summary, progress)
+    with units() as uow:
+        session = uow.session
         summary.digests = _mark_unused_revoked(session, clock, {active})
     return summary
 
 
 def decrypt_all(
-    factory: sessionmaker[Session],
+    units: Units,
     clock: Clock,
     keyring: Keyring,
     *,
@@ -286,7 +290,8 @@ def decrypt_all(
     """Store every encrypted secret as plaintext (key id NULL); expired previous secrets
     are dropped instead. Afterwards remove AUTOMATIONS_ENCRYPTION_KEYS, or new secrets are
     encrypted again."""
-    with transaction(factory) as session:
+    with units() as uow:
+        session = uow.session
         check_keys(session, keyring)
     summary = KeyOpSummary("decrypt")
     where = or_(
@@ -294,8 +299,9 @@ def decrypt_all(
     )
 
     handle = _resealer(clock, keyring, summary, encrypt=False)
-    _batches(factory, where, batch_size, handle, summary, progress)
-    with transaction(factory) as session:
+    _batches(units, where, batch_size, handle, summary, progress)
+    with units() as uow:
+        session = uow.session
         summary.digests = _mark_unused_revoked(session, clock, set())
     return summary
 
@@ -339,7 +345,7 @@ def _reseal(
 
 
 def delete_secrets(
-    factory: sessionmaker[Session],
+    units: Units,
     clock: Clock,
     keyring: Keyring,
     *,
@@ -351,7 +357,8 @@ def delete_secrets(
     configured, or only ``digest``. See the module docstring for what happens to the
     triggers. The active key's secrets cannot be erased this way (their replacements would
     use it again); rotate to a new key first."""
-    with transaction(factory) as session:
+    with units() as uow:
+        session = uow.session
         in_use = digests_in_use(session)
     if digest is not None:
         if digest == keyring.active_digest:
@@ -420,10 +427,12 @@ def delete_secrets(
         summary.changed += len(updates)
 
     if keyring.active_digest is not None:
-        with transaction(factory) as session:
+        with units() as uow:
+            session = uow.session
             record_key(session, clock, keyring.active_digest)
-    _batches(factory, where, batch_size, handle, summary, progress)
-    with transaction(factory) as session:
+    _batches(units, where, batch_size, handle, summary, progress)
+    with units() as uow:
+        session = uow.session
         now = clock.now()
         session.execute(
             update(EncryptionKey)

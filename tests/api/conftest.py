@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from shared import accounts
 from shared.infra.clock import FrozenClock
 from shared.infra.config import Settings
+from shared.infra.db.uow import Database
 from shared.models import (
     Automation,
     AutomationTrigger,
@@ -151,19 +152,15 @@ def make_world(session: Session, clock: FrozenClock) -> World:
 @pytest.fixture
 def api(api_app: Flask, pg_session: Session, clock: FrozenClock) -> Iterator[Api]:
     gw = api_app.extensions["automations"]
-    saved = (gw.session_factory, gw.clock)
-    gw.session_factory = sessionmaker(
-        bind=pg_session.connection(),
-        join_transaction_mode="create_savepoint",
-        expire_on_commit=False,
-    )
+    saved = (gw.runtime.db, gw.clock)
+    gw.runtime.db = Database(pg_session.connection(), saved[0].publisher)
     gw.clock = clock
     world = make_world(pg_session, clock)
     pg_session.flush()
     try:
         yield Api(api_app.test_client(), pg_session, clock, world, api_app)
     finally:
-        gw.session_factory, gw.clock = saved
+        gw.runtime.db, gw.clock = saved
 
 
 @dataclass

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert, select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from shared import keys
 from shared.infra.clock import FrozenClock
 from shared.infra.config import Settings
 from shared.infra.crypto import Keyring, parse_keys
-from shared.infra.db.engine import make_engine, make_session_factory, transaction
+from shared.infra.db.engine import make_engine
+from shared.infra.db.uow import Database, Units
 from shared.models import AuditLog, AutomationTrigger, EncryptionKey, KeyStatus, TriggerType
 from shared.triggers.signatures import generate_secret
 from tests import factories as f
@@ -29,10 +30,9 @@ RING2 = Keyring(parse_keys(KEY2))
 LOST = Keyring([bytes(range(200, 232))])
 
 
-def factory_for(session: Session) -> sessionmaker[Session]:
-    return sessionmaker(
-        bind=session.connection(), join_transaction_mode="create_savepoint", expire_on_commit=False
-    )
+def factory_for(session: Session) -> Units:
+    """Units of work as savepoints in the test's transaction."""
+    return Database(session.connection()).unit
 
 
 def test_secrets_are_encrypted_and_never_listed_or_logged(
@@ -264,8 +264,8 @@ def test_startup_fails_naming_the_digest(
     from webhook_gateway.app import create_app
 
     engine = make_engine(pg_committed)
-    factory = make_session_factory(engine)
-    with transaction(factory) as session:
+    with Database(engine).unit() as uow:
+        session = uow.session
         _bulk_triggers(session, clock, 1, LOST)
     engine.dispose()
     settings = Settings(
@@ -279,8 +279,8 @@ def test_keys_cli(pg_committed: str, tmp_path: Any, clock: FrozenClock) -> None:
     from shared.cli import main
 
     engine = make_engine(pg_committed)
-    factory = make_session_factory(engine)
-    with transaction(factory) as session:
+    with Database(engine).unit() as uow:
+        session = uow.session
         plain = _bulk_triggers(session, clock, 30, RING1)
     env = {
         "AUTOMATIONS_DATABASE_URL": pg_committed,
@@ -298,7 +298,8 @@ def test_keys_cli(pg_committed: str, tmp_path: Any, clock: FrozenClock) -> None:
     result = runner.invoke(main, ["keys", "decrypt"], env=env)
     assert result.exit_code == 0, result.output
     assert "remove AUTOMATIONS_ENCRYPTION_KEYS" in result.output
-    with transaction(factory) as session:
+    with Database(engine).unit() as uow:
+        session = uow.session
         rows = list(session.scalars(select(AutomationTrigger)))
         assert all(r.webhook_secret == plain[r.id] for r in rows)
         # simulate a lost key

@@ -5,24 +5,32 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from shared.cron.dispatch import dispatch_due
 from shared.cron.scheduling import refresh_next_fire
 from shared.infra.clock import FrozenClock
+from shared.infra.db.uow import Database, Units
 from shared.models import AutomationEvent, AutomationStatus, AutomationTrigger
 from tests import factories
 
 
 class Collector:
-    """A ``publish`` callback that records what was published."""
+    """A task publisher that records the event ids of what was published."""
 
     def __init__(self) -> None:
         self.published: list[str] = []
 
-    def __call__(self, ids: Any) -> None:
-        self.published.extend(ids)
+    def publish(self, messages: Any) -> None:
+        self.published.extend(m.args[0] for m in messages)
+
+
+def units(bind: Session | Engine, publisher: Collector | None = None) -> Units:
+    """Units of work over ``bind``: savepoints of a test session's transaction, or an
+    engine's own transactions; what they publish after commit goes to ``publisher``."""
+    target = bind.connection() if isinstance(bind, Session) else bind
+    return Database(target, publisher).unit
 
 
 def cron(
@@ -67,6 +75,6 @@ def run_clock(
     fired: list[str] = []
     clock.set(start)
     while clock.now() <= end:
-        fired += dispatch_due(session, clock, batch_size)
+        fired += dispatch_due(units(session), clock, batch_size)
         clock.advance(seconds=step.total_seconds())
     return fired

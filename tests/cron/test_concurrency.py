@@ -17,7 +17,7 @@ from shared.cron.dispatch import dispatch_due
 from shared.infra.clock import FrozenClock
 from shared.infra.db.engine import make_engine, make_session_factory
 from shared.models import AutomationEvent
-from tests.cron.helpers import Collector, cron
+from tests.cron.helpers import Collector, cron, units
 
 pytestmark = pytest.mark.postgres
 
@@ -66,7 +66,7 @@ def test_concurrent_ticks_in_threads_never_double_fire(engine: Engine) -> None:
             try:
                 barrier.wait()
                 # small batches so the threads really interleave on the same triggers
-                dispatch_due(factory, clock, 7, publish=collect)
+                dispatch_due(units(engine, collect), clock, 7)
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
             with lock:
@@ -94,12 +94,11 @@ def test_concurrent_ticks_in_threads_never_double_fire(engine: Engine) -> None:
 
 def _dispatch_in_process(url: str, now_iso: str, start: Any, results: Any) -> None:
     engine = make_engine(url, pool_size=4)
-    factory = make_session_factory(engine)
     clock = FrozenClock(datetime.fromisoformat(now_iso))
     ids: list[str] = []
     start.wait(60)
     for _ in range(3):  # each process ticks repeatedly, as two beats would
-        ids += dispatch_due(factory, clock, 5)
+        ids += dispatch_due(units(engine), clock, 5)
     engine.dispose()
     results.put(ids)
 

@@ -20,7 +20,7 @@ from shared.models import (
     EventStatus,
 )
 from tests import factories
-from tests.cron.helpers import Collector, cron, events_of, reload, run_clock
+from tests.cron.helpers import Collector, cron, events_of, reload, run_clock, units
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -40,10 +40,10 @@ def test_due_computation_fires_once_per_slot(any_session: Session, clock: Frozen
     publish = Collector()
 
     clock.set(at(12, 4, 59))
-    assert dispatch_due(any_session, clock, 100, publish=publish) == []
+    assert dispatch_due(units(any_session, publish), clock, 100) == []
 
     clock.set(at(12, 5, 2))
-    fired = dispatch_due(any_session, clock, 100, publish=publish)
+    fired = dispatch_due(units(any_session, publish), clock, 100)
     assert len(fired) == 1
     assert publish.published == fired
     [event] = events_of(any_session, trigger)
@@ -64,9 +64,9 @@ def test_due_computation_fires_once_per_slot(any_session: Session, clock: Frozen
 
     # the same slot never fires again, however often the tick runs
     clock.set(at(12, 9, 59))
-    assert dispatch_due(any_session, clock, 100, publish=publish) == []
+    assert dispatch_due(units(any_session, publish), clock, 100) == []
     clock.set(at(12, 10))
-    assert len(dispatch_due(any_session, clock, 100, publish=publish)) == 1
+    assert len(dispatch_due(units(any_session, publish), clock, 100)) == 1
     assert len(events_of(any_session, trigger)) == 2
     assert len(publish.published) == 2
 
@@ -76,7 +76,7 @@ def test_three_hour_outage_coalesces_into_one_fire(
 ) -> None:
     trigger = cron(any_session, clock, "*/5 * * * *")  # next 12:05
     clock.set(at(15, 0, 30))  # nothing ran from 12:00 to 15:00:30
-    fired = dispatch_due(any_session, clock, 100)
+    fired = dispatch_due(units(any_session), clock, 100)
     assert len(fired) == 1
     [event] = events_of(any_session, trigger)
     # slots 12:05 … 15:00 (36 of them): the latest fires, the 35 before it are skipped
@@ -90,7 +90,7 @@ def test_batches_fire_every_due_trigger(any_session: Session, clock: FrozenClock
     triggers = [cron(any_session, clock, "* * * * *") for _ in range(7)]
     not_due = cron(any_session, clock, "0 0 1 1 *")
     clock.set(at(12, 1))
-    fired = dispatch_due(any_session, clock, 3)  # batches of 3, 3, 1
+    fired = dispatch_due(units(any_session), clock, 3)  # batches of 3, 3, 1
     assert len(fired) == 7
     assert all(len(events_of(any_session, t)) == 1 for t in triggers)
     assert events_of(any_session, not_due) == []
@@ -100,14 +100,14 @@ def test_max_batches_bounds_a_pass(any_session: Session, clock: FrozenClock) -> 
     for _ in range(5):
         cron(any_session, clock, "* * * * *")
     clock.set(at(12, 1))
-    assert len(dispatch_due(any_session, clock, 2, max_batches=1)) == 2
-    assert len(dispatch_due(any_session, clock, 2)) == 3
+    assert len(dispatch_due(units(any_session), clock, 2, max_batches=1)) == 2
+    assert len(dispatch_due(units(any_session), clock, 2)) == 3
 
 
 def test_preview_automations_fire(any_session: Session, clock: FrozenClock) -> None:
     trigger = cron(any_session, clock, "*/5 * * * *", AutomationStatus.PREVIEW)
     clock.set(at(12, 5))
-    assert len(dispatch_due(any_session, clock, 100)) == 1
+    assert len(dispatch_due(units(any_session), clock, 100)) == 1
     assert len(events_of(any_session, trigger)) == 1
 
 
@@ -129,7 +129,7 @@ def test_disabled_automation_with_stale_next_fire_is_unscheduled(
     auto.status = AutomationStatus.DISABLED
     any_session.commit()
     clock.set(at(12, 30))
-    assert dispatch_due(any_session, clock, 100) == []
+    assert dispatch_due(units(any_session), clock, 100) == []
     assert reload(any_session, trigger).next_fire_at is None
     assert events_of(any_session, trigger) == []
 
@@ -142,7 +142,7 @@ def test_reenabled_automation_does_not_replay_the_disabled_period(
     assert auto is not None
 
     clock.set(at(12, 10))
-    assert len(dispatch_due(any_session, clock, 100)) == 1
+    assert len(dispatch_due(units(any_session), clock, 100)) == 1
 
     clock.set(at(12, 15))
     auto.status = AutomationStatus.DISABLED
@@ -158,10 +158,10 @@ def test_reenabled_automation_does_not_replay_the_disabled_period(
     refresh_automation_triggers(any_session, auto, clock.now())
     any_session.commit()
     assert reload(any_session, trigger).next_fire_at == at(15, 20)
-    assert dispatch_due(any_session, clock, 100) == []  # no catch-up fire
+    assert dispatch_due(units(any_session), clock, 100) == []  # no catch-up fire
 
     clock.set(at(15, 20))
-    assert len(dispatch_due(any_session, clock, 100)) == 1
+    assert len(dispatch_due(units(any_session), clock, 100)) == 1
     events = events_of(any_session, trigger)
     assert [e.payload["scheduled_at"] for e in events] == [
         "2026-01-15T12:10:00Z",
@@ -221,7 +221,7 @@ def test_already_recorded_fire_is_not_fired_again(any_session: Session, clock: F
     any_session.commit()
     publish = Collector()
     clock.set(at(12, 5, 1))
-    assert dispatch_due(any_session, clock, 100, publish=publish) == []
+    assert dispatch_due(units(any_session, publish), clock, 100) == []
     assert publish.published == []
     assert len(events_of(any_session, trigger)) == 1
     trigger = reload(any_session, trigger)
@@ -241,12 +241,12 @@ def test_unfireable_stored_schedule_is_unscheduled_with_an_error_event(
     )
     any_session.commit()
     publish = Collector()
-    assert dispatch_due(any_session, clock, 100, publish=publish) == []
+    assert dispatch_due(units(any_session, publish), clock, 100) == []
     [event] = events_of(any_session, trigger)
     assert event.status == EventStatus.ERROR
     assert "unknown time zone 'Atlantis/Lost'" in (event.error or "")
     assert reload(any_session, trigger).next_fire_at is None
-    assert dispatch_due(any_session, clock, 100) == []
+    assert dispatch_due(units(any_session), clock, 100) == []
     assert any_session.scalar(select(func.count()).select_from(AutomationEvent)) == 1
 
 
@@ -255,5 +255,5 @@ def test_webhook_triggers_are_never_claimed(any_session: Session, clock: FrozenC
     factories.webhook_trigger(any_session, clock, auto)
     any_session.commit()
     clock.set(at(23))
-    assert dispatch_due(any_session, clock, 100) == []
+    assert dispatch_due(units(any_session), clock, 100) == []
     assert any_session.scalar(select(func.count()).select_from(AutomationTrigger)) == 1

@@ -13,7 +13,7 @@ from shared.cron.scheduling import refresh_next_fire
 from shared.infra.clock import FrozenClock
 from shared.models import AutomationStatus
 from tests import factories
-from tests.cron.helpers import cron, events_of, run_clock
+from tests.cron.helpers import cron, events_of, run_clock, units
 
 
 def utc(text: str) -> datetime:
@@ -104,7 +104,7 @@ def test_outage_across_fall_back_coalesces(any_session: Session, clock: FrozenCl
     clock.set(utc("2026-10-31T20:00:00Z"))
     trigger = cron(any_session, clock, "CRON_TZ=America/New_York */30 * * * *")
     clock.set(utc("2026-11-01T08:10:00Z"))  # down through the whole repeated hour
-    assert len(dispatch_due(any_session, clock, 10)) == 1
+    assert len(dispatch_due(units(any_session), clock, 10)) == 1
     [event] = events_of(any_session, trigger)
     assert event.payload["scheduled_at"] == "2026-11-01T08:00:00Z"
     # 20:30Z … 07:30Z every 30 min in real time (the repeated hour counts twice): 23 skipped

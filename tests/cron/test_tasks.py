@@ -26,7 +26,6 @@ from tests import factories
 from tests.cron.helpers import cron
 from worker.celery_app import create_celery
 from worker.schedule import beat_schedule
-from worker.tasks.base import Runtime
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -53,9 +52,8 @@ def test_dispatch_and_purge_tasks(pg_committed: str, redis_url: str, tmp_path: P
         purge_batch_size=2,
         purge_pause_seconds=0,
     )
-    app = create_celery(settings)
     clock = FrozenClock(NOW)
-    app.automations_runtime = Runtime(app, settings, clock)  # type: ignore[attr-defined]
+    app = create_celery(settings, clock=clock)
     assert app.tasks[DISPATCH_CRON].queue == QUEUE_MAINTENANCE
     assert app.tasks[PURGE_EVENTS].queue == QUEUE_MAINTENANCE
 

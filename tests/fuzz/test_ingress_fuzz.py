@@ -97,6 +97,7 @@ def _assert_processable(harness: GatewayHarness, event_ids: set[uuid.UUID]) -> N
     try:
         from shared.events.options import PipelineOptions
         from shared.events.pipeline import process_event
+        from shared.events.store import open_store
     except ImportError:  # pragma: no cover - the pipeline is another item of the issue
         process_event = None
     with Session(harness.engine, expire_on_commit=False) as session:
@@ -104,7 +105,12 @@ def _assert_processable(harness: GatewayHarness, event_ids: set[uuid.UUID]) -> N
             row = session.get(AutomationEvent, event_id)
             assert row is not None, f"202 for {event_id} but no row"
             if process_event is not None:
-                process_event(session, harness.clock, event_id, PipelineOptions())
+                process_event(
+                    open_store(session.connection(), PipelineOptions()),
+                    harness.clock,
+                    event_id,
+                    PipelineOptions(),
+                )
                 session.commit()
                 session.expire_all()
                 row = session.get(AutomationEvent, event_id)

@@ -1,18 +1,18 @@
-"""Metrics, logs, the Redis publisher's message format, and embedded (SQLite) mode."""
+"""Metrics, logs, the publisher, and embedded (SQLite) mode."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kombu import Connection
 
-from shared.infra.broker import CeleryPublisher, RedisPublisher, make_publisher
+from shared.infra.broker import Publisher, event_message, producer_app
 from shared.infra.clock import FrozenClock
 from shared.infra.config import Settings
 from shared.infra.db import migrate
@@ -73,53 +73,54 @@ def test_access_logs_carry_no_secrets_or_payloads(
     assert line["duration_ms"] >= 0
 
 
-def test_redis_publisher_writes_what_celery_would(redis_url: str) -> None:
-    from worker.celery_app import create_celery
-
-    celery = create_celery(Settings(broker_url=redis_url), include_tasks=False)
-    publisher = make_publisher(celery)
-    assert isinstance(publisher, RedisPublisher)
-    event_id = uuid.uuid4()
-    publisher.publish(event_id)
-    CeleryPublisher(celery).publish(event_id)
-    import redis
-
-    raw = redis.Redis.from_url(redis_url).lrange(QUEUE_EVENTS, 0, -1)
-    ours, theirs = (json.loads(m) for m in raw)
-    assert ours.keys() == theirs.keys()
-    assert ours["headers"].keys() == theirs["headers"].keys()
-    assert ours["properties"].keys() == theirs["properties"].keys()
-    assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
-    # kombu consumes our message like Celery's own: same task, args, and embed
-    with Connection(redis_url) as conn:
-        queue = conn.SimpleQueue(QUEUE_EVENTS)
-        messages = [queue.get(timeout=2) for _ in range(2)]
-        queue.close()
-    for message in messages:
-        assert message.headers["task"] == PROCESS_EVENT
-        assert message.payload[0] == [str(event_id)]
-        assert message.payload[1] == {}
-        message.ack()
-
-
-@pytest.mark.parametrize("kind", ["redis", "celery"])
-def test_publish_many_keeps_order_in_one_batch(redis_url: str, kind: str) -> None:
-    """Cron dispatch and the sweeper publish batches; workers must get them oldest first."""
-    from worker.celery_app import create_celery
-
-    celery = create_celery(Settings(broker_url=redis_url), include_tasks=False)
-    publisher = make_publisher(celery) if kind == "redis" else CeleryPublisher(celery)
-    ids = [uuid.uuid4() for _ in range(5)]
-    publisher.publish_many(ids)
-    publisher.publish_many([])
-    with Connection(redis_url) as conn:
-        queue = conn.SimpleQueue(QUEUE_EVENTS)
-        got = [queue.get(timeout=2) for _ in ids]
+def _consume(redis_url: str, n: int, queue_name: str = QUEUE_EVENTS, **options: Any) -> list[Any]:
+    with Connection(redis_url, transport_options=options) as conn:
+        queue = conn.SimpleQueue(queue_name)
+        got = [queue.get(timeout=2) for _ in range(n)]
         for message in got:
             message.ack()
         queue.close()
+    return got
+
+
+def test_publisher_sends_celerys_own_messages(redis_url: str) -> None:
+    """What the publisher sends is Celery's message (kombu consumes it like any task)."""
+    publisher = Publisher(producer_app(Settings(broker_url=redis_url)))
+    event_id = uuid.uuid4()
+    publisher.publish([event_message(event_id)])
+    [message] = _consume(redis_url, 1)
+    assert message.headers["task"] == PROCESS_EVENT
+    assert message.headers["id"] and message.headers["root_id"] == message.headers["id"]
+    assert message.payload[0] == [str(event_id)]
+    assert message.payload[1] == {}
+    assert message.delivery_info["routing_key"] == QUEUE_EVENTS
+
+
+def test_publisher_honours_the_global_keyprefix(redis_url: str) -> None:
     import redis
 
+    app = producer_app(Settings(broker_url=redis_url))
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        "global_keyprefix": "tenant-a:",
+    }
+    Publisher(app).publish([event_message(uuid.uuid4())])
+    admin = redis.Redis.from_url(redis_url)
+    assert admin.llen(QUEUE_EVENTS) == 0
+    assert admin.llen(f"tenant-a:{QUEUE_EVENTS}") == 1
+    [message] = _consume(redis_url, 1, global_keyprefix="tenant-a:")
+    assert message.headers["task"] == PROCESS_EVENT
+
+
+def test_a_batch_keeps_its_order(redis_url: str) -> None:
+    """Cron dispatch and the sweeper publish batches; workers must get them oldest first."""
+    import redis
+
+    publisher = Publisher(producer_app(Settings(broker_url=redis_url)))
+    ids = [uuid.uuid4() for _ in range(5)]
+    publisher.publish([event_message(i) for i in ids])
+    publisher.publish([])
+    got = _consume(redis_url, len(ids))
     assert redis.Redis.from_url(redis_url).llen(QUEUE_EVENTS) == 0  # nothing else was queued
     assert [m.payload[0] for m in got] == [[str(i)] for i in ids]
     assert {m.headers["task"] for m in got} == {PROCESS_EVENT}
@@ -130,7 +131,7 @@ def test_embedded_mode_on_sqlite(tmp_path: Path, clock: FrozenClock) -> None:
     migrate.upgrade(db_url)
     settings = Settings(data_dir=tmp_path, database_url=db_url)  # embedded broker
     app = create_app(settings, clock=clock)
-    assert isinstance(app.extensions["automations.ingress"].publisher, CeleryPublisher)
+    assert isinstance(app.extensions["automations"].runtime.publisher, Publisher)
     from shared.infra.db.engine import make_engine
 
     engine = make_engine(db_url)
@@ -157,42 +158,38 @@ def test_embedded_mode_on_sqlite(tmp_path: Path, clock: FrozenClock) -> None:
         app.extensions["automations"].dispose()
 
 
-def test_redis_publisher_survives_a_dropped_connection(redis_url: str) -> None:
-    """The publisher keeps one connection per thread; when Redis drops it (restart, idle
-    timeout) the next publish goes out on a new one instead of failing."""
+def test_publisher_survives_a_dropped_connection(redis_url: str) -> None:
+    """When Redis drops the producer's connection (restart, idle timeout) the next publish
+    goes out on a new one instead of failing (kombu's publish retry policy)."""
     import redis
 
     admin = redis.Redis.from_url(redis_url)
-    publisher = RedisPublisher(redis_url)
-    publisher.publish(uuid.uuid4())
+    publisher = Publisher(producer_app(Settings(broker_url=redis_url)))
+    publisher.publish([event_message(uuid.uuid4())])
     mine, db = admin.client_id(), admin.connection_pool.connection_kwargs["db"]
     killed = 0
     for client in admin.client_list():
         if int(client["id"]) != mine and int(client["db"]) == db:
             killed += admin.client_kill_filter(_id=client["id"])
     assert killed >= 1
-    publisher.publish(uuid.uuid4())
-    publisher.publish_many([uuid.uuid4(), uuid.uuid4()])
+    publisher.publish([event_message(uuid.uuid4())])
+    publisher.publish([event_message(uuid.uuid4()), event_message(uuid.uuid4())])
     assert admin.llen(QUEUE_EVENTS) == 4
 
 
-def test_redis_publisher_connection_per_thread_and_per_process(redis_url: str) -> None:
-    """Threads publish concurrently on their own connections; a forked child makes its own
-    instead of writing into the parent's socket."""
-    import os
+def test_publisher_is_safe_across_threads(redis_url: str) -> None:
+    """Threads publish concurrently, each batch on a producer of the app's pool."""
     import threading
 
     import redis
 
-    admin = redis.Redis.from_url(redis_url)
-    publisher = RedisPublisher(redis_url)
-    publisher.publish(uuid.uuid4())
+    publisher = Publisher(producer_app(Settings(broker_url=redis_url)))
     errors: list[BaseException] = []
 
     def publish_many() -> None:
         try:
-            for _ in range(50):
-                publisher.publish(uuid.uuid4())
+            for _ in range(25):
+                publisher.publish([event_message(uuid.uuid4())])
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -202,94 +199,21 @@ def test_redis_publisher_connection_per_thread_and_per_process(redis_url: str) -
     for t in threads:
         t.join()
     assert errors == []
-    pid = os.fork()
-    if pid == 0:  # child: publish on a connection of its own, then leave without cleanup
-        try:
-            publisher.publish(uuid.uuid4())
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-    publisher.publish(uuid.uuid4())  # the parent's connection is intact
-    messages = admin.lrange(QUEUE_EVENTS, 0, -1)
-    assert len(messages) == 1 + 8 * 50 + 2
+    messages = redis.Redis.from_url(redis_url).lrange(QUEUE_EVENTS, 0, -1)
+    assert len(messages) == 8 * 25
     assert all(json.loads(m)["headers"]["task"] == PROCESS_EVENT for m in messages)
 
 
-def test_unconfirmed_publishes_reach_the_queue(redis_url: str) -> None:
-    """The gateway's publish sends without waiting for the reply; the replies are read later,
-    and a thread never has more than MAX_UNCONFIRMED of them outstanding."""
-    import redis
-
-    from shared.infra.broker import MAX_UNCONFIRMED
-
-    publisher = RedisPublisher(redis_url)
-    ids = [uuid.uuid4() for _ in range(3 * MAX_UNCONFIRMED)]
-    for event_id in ids:
-        assert publisher.publish_unconfirmed(event_id) == []
-        assert len(publisher._line().unconfirmed) <= MAX_UNCONFIRMED
-    assert publisher.confirm() == []
-    assert len(publisher._line().unconfirmed) == 0
-    raw = redis.Redis.from_url(redis_url).lrange(QUEUE_EVENTS, 0, -1)
-    assert [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in reversed(raw)] == [
-        str(i) for i in ids
-    ]
-    publisher.publish(uuid.uuid4())  # a confirmed publish on the same connection still works
-    assert redis.Redis.from_url(redis_url).llen(QUEUE_EVENTS) == len(ids) + 1
-
-
-def test_a_refused_unconfirmed_publish_is_reported_by_the_next_one(redis_url: str) -> None:
-    import time
-
-    import redis
-    from redis.exceptions import ResponseError
-
-    admin = redis.Redis.from_url(redis_url)
-    admin.set(QUEUE_EVENTS, "not a list")  # LPUSH now answers WRONGTYPE
-    publisher = RedisPublisher(redis_url)
-    refused, accepted = uuid.uuid4(), uuid.uuid4()
-    assert publisher.publish_unconfirmed(refused) == []
-    time.sleep(0.2)  # the error reply is in the socket now
-    admin.delete(QUEUE_EVENTS)
-    failures = publisher.publish_unconfirmed(accepted)
-    assert [f.event_ids for f in failures] == [(str(refused),)]
-    assert isinstance(failures[0].error, ResponseError)
-    assert publisher.confirm() == []
-    assert admin.llen(QUEUE_EVENTS) == 1
-
-
-def test_unconfirmed_publish_after_the_server_dropped_the_connection(redis_url: str) -> None:
-    """A connection Redis closed is noticed before anything is sent on it: the next publish
-    goes out on a new connection instead of into a dead socket."""
-    import time
-
-    import redis
-
-    admin = redis.Redis.from_url(redis_url)
-    publisher = RedisPublisher(redis_url)
-    assert publisher.publish_unconfirmed(uuid.uuid4()) == []
-    assert publisher.confirm() == []
-    mine, db = admin.client_id(), admin.connection_pool.connection_kwargs["db"]
-    for client in admin.client_list():
-        if int(client["id"]) != mine and int(client["db"]) == db:
-            admin.client_kill_filter(_id=client["id"])
-    time.sleep(0.2)
-    assert publisher.publish_unconfirmed(uuid.uuid4()) == []
-    assert publisher.confirm() == []
-    assert admin.llen(QUEUE_EVENTS) == 2
-
-
-def test_unconfirmed_publish_to_an_unreachable_broker_reports_the_event(redis_url: str) -> None:
-    """Nothing listening: the publish does not raise, it returns the event as failed (the
-    gateway counts it; the event stays pending for the sweeper)."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
+def test_publish_to_an_unreachable_broker_raises_and_is_reported() -> None:
+    """Nothing listening: the publish raises (the unit of work logs it and the event stays
+    pending for the sweeper) and the failure callback counts the batch."""
     from tests.harness.services import free_port
 
-    publisher = RedisPublisher(f"redis://127.0.0.1:{free_port()}/0")
-    event_id = uuid.uuid4()
-    failures = publisher.publish_unconfirmed(event_id)
-    assert [f.event_ids for f in failures] == [(str(event_id),)]
-    assert isinstance(failures[0].error, RedisConnectionError)
-    assert publisher.confirm() == []
-    with pytest.raises(RedisConnectionError):
-        publisher.publish(event_id)  # the confirmed publish raises, as the sweeper expects
+    failed: list[int] = []
+    publisher = Publisher(
+        producer_app(Settings(broker_url=f"redis://127.0.0.1:{free_port()}/0")),
+        on_failure=lambda messages: failed.append(len(messages)),
+    )
+    with pytest.raises(Exception):  # noqa: B017 - kombu's OperationalError
+        publisher.publish([event_message(uuid.uuid4()), event_message(uuid.uuid4())])
+    assert failed == [2]

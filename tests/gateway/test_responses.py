@@ -213,13 +213,12 @@ def test_database_lost_after_the_lookup_is_503(gw: GatewayHarness) -> None:
         database_url=f"postgresql+psycopg2://127.0.0.1:{free_port()}/nothing",
         data_dir=gw.settings.data_dir,
     )
-    from shared.infra.db.engine import engine_from_settings, make_session_factory
+    from shared.infra.db.engine import engine_from_settings
+    from shared.infra.db.uow import Database
 
-    gateway.engine.dispose()
-    gateway.ingest_engine.dispose()
-    gateway.engine = engine_from_settings(dead)
-    gateway.ingest_engine = engine_from_settings(dead, isolation_level="AUTOCOMMIT")
-    gateway.session_factory = make_session_factory(gateway.engine)
+    publisher = gateway.runtime.db.publisher
+    gateway.dispose()
+    gateway.runtime.db = Database(engine_from_settings(dead), publisher)
     resp = gw.post(tid, delivery_id="lost")
     assert resp.status_code == 503
     assert resp.headers["Retry-After"]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import Outcome, process_event
+from shared.events.store import open_store
 from shared.infra.clock import Clock
 from shared.models import AutomationEvent, ChatMessage, EventStatus
 
@@ -25,7 +26,7 @@ def run(
     options: PipelineOptions = OPTIONS,
 ) -> tuple[Outcome, AutomationEvent]:
     """Process ``event`` and return the outcome and the reloaded row."""
-    outcome = process_event(session, clock, event.id, options)
+    outcome = process_event(open_store(session.connection(), options), clock, event.id, options)
     session.expire_all()
     row = session.get(AutomationEvent, event.id)
     assert row is not None

@@ -4,6 +4,7 @@ unchanged, with and without server-side prepared statements."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable
@@ -16,13 +17,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from shared.chats.matching import find_matching_chat, matching_chat_query
-from shared.events import statements as sql
+from shared.events import store_postgres
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import Outcome, process_event
+from shared.events.store import open_store
 from shared.infra.clock import FrozenClock
 from shared.infra.db.engine import make_engine
-from shared.infra.db.prepared import PreparedStatement
-from shared.infra.db.prepared_tx import prepared_transaction
+from shared.infra.db.uow import Database
 from shared.models import (
     Automation,
     AutomationStatus,
@@ -89,13 +90,6 @@ def _explain(conn: Connection, run: Callable[[], Any]) -> str:
     return "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
 
 
-def _explain_prepared(conn: Connection, ps: PreparedStatement, params: dict[str, Any]) -> str:
-    """Run ``ps`` once, then EXPLAIN the very ``EXECUTE`` it sends (two executions)."""
-    ps(conn, params).scalar_one()
-    statement, parameters = ps.render(conn.dialect, params)
-    return "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
-
-
 def _statement_stats(conn: Connection, name: str) -> tuple[int, int]:
     row = conn.execute(
         text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = :n"),
@@ -139,25 +133,32 @@ def test_prepared_match_uses_the_labels_index_in_its_generic_plan(
         conn.exec_driver_sql("ANALYZE chats")
     # the pipeline's statement under a name of this test's own (pooled connections may have
     # prepared and planned the pipeline's name in earlier tests)
-    ps = PreparedStatement(f"test_match_{uuid.uuid4().hex[:12]}", sql.CONTEXT_PG_MATCH)
+    ps = dataclasses.replace(store_postgres.CONTEXT, name=f"test_match_{uuid.uuid4().hex[:12]}")
+    conn.exec_driver_sql(ps.prepare_sql())
     params = {
         "owner_id": owner.id,
         "organization_id": owner.memberships[0].organization_id,
         "labels": WANTED,
+        "automation_id": uuid.uuid4(),
+        "since": clock.now(),
     }
+
+    def run() -> None:
+        assert conn.execute(ps.execute_clause(), params).one().matched_chat_id == wanted
+
     try:
         for _ in range(6):  # PostgreSQL considers a generic plan from the sixth execution on
-            assert ps(conn, params).scalar_one() == wanted
+            run()
         generic, _custom = _statement_stats(conn, ps.name)
         assert generic >= 1  # it did switch to the generic plan
 
-        plan = _explain_prepared(conn, ps, params)
+        plan = _explain(conn, run)  # runs it once, then EXPLAINs the very EXECUTE it sent
         assert _statement_stats(conn, ps.name)[0] == generic + 2  # both runs were generic
         assert "$1" in plan  # parameters, not values: a generic plan
         assert INDEX in plan, plan
 
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
-        forced = _explain_prepared(conn, ps, params)
+        forced = _explain(conn, run)
         assert INDEX in forced, forced
     finally:
         conn.exec_driver_sql(f"DEALLOCATE {ps.name}")
@@ -319,8 +320,7 @@ def _run(
 ) -> list[tuple[Any, ...]]:
     """Process ``events`` in order; outcomes with chat ids made comparable across runs
     (a chat created by the n-th event reads ``("created by", n)``, one in ``names`` its
-    name). On an engine each event is its own committed transaction, as in the worker:
-    a :class:`PreparedTransaction` when ``prepared``, else ``engine.begin()``."""
+    name). On an engine each event is its own committed unit of work, as in the worker."""
     clock = FrozenClock(datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
     options = PipelineOptions(prepared_statements=prepared)
     created: dict[uuid.UUID, tuple[str, int]] = {}
@@ -329,15 +329,14 @@ def _run(
         clock.advance(seconds=1)
         outcome: Outcome
         if isinstance(session, Session):
-            outcome = process_event(session, clock, event_id, options)
+            outcome = process_event(
+                open_store(session.connection(), options), clock, event_id, options
+            )
         else:
-            with session.connect() as conn:
-                if prepared:
-                    with prepared_transaction(conn) as tx:
-                        outcome = process_event(tx, clock, event_id, options)
-                else:
-                    with conn.begin():
-                        outcome = process_event(conn, clock, event_id, options)
+            with Database(session).unit() as uow:
+                outcome = process_event(
+                    open_store(uow.connection, options), clock, event_id, options
+                )
         chat: Any = outcome.chat_id
         chat = (names or {}).get(chat, chat)
         if outcome.status is EventStatus.CREATED and chat is not None:
@@ -387,12 +386,11 @@ def test_process_event_outcomes_are_the_same_with_and_without_prepared_statement
     assert runs[True][8][5] == {}
 
 
-def test_the_workers_prepared_transactions_give_the_same_outcomes(
+def test_the_workers_units_of_work_give_the_same_outcomes(
     pg_committed: str, clock: FrozenClock
 ) -> None:
-    """The scenario twice on a committed database, one transaction per event as the worker
-    runs them: plain statements in SQLAlchemy's ``engine.begin()``, and the prepared ones in the
-    :class:`PreparedTransaction` the worker uses (``BEGIN``/``COMMIT`` folded in)."""
+    """The scenario twice on a committed database, one unit of work per event as the worker
+    runs them: with plain statements, and with the prepared ones."""
     engine = make_engine(pg_committed, pool_size=1, max_overflow=0, pool_pre_ping=False)
     try:
         runs = []
@@ -424,9 +422,10 @@ def test_a_generic_plan_made_while_chats_was_small_still_uses_the_labels_index(
     ]
     options = PipelineOptions(prepared_statements=True)
     for event_id in events:  # six or more executions: PostgreSQL settles on a generic plan
-        assert process_event(pg_session, clock, event_id, options).status is EventStatus.CREATED
+        store = open_store(pg_session.connection(), options)
+        assert process_event(store, clock, event_id, options).status is EventStatus.CREATED
     conn = pg_session.connection()
-    name = "automations_pipeline_context_counts_match"
+    name = store_postgres.CONTEXT.name
     generic, _ = _statement_stats(conn, name)
     assert generic >= 1
     owner = pg_session.get(User, auto.owner_id)

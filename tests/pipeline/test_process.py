@@ -12,14 +12,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.errors import describe_error
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import (
     DROPPED_DISABLED,
     DROPPED_TRIGGER_DELETED,
-    describe_error,
     mark_failed,
     process_event,
 )
+from shared.events.store import open_store
 from shared.infra.clock import FrozenClock
 from shared.models import (
     Automation,
@@ -577,7 +578,12 @@ def test_processing_an_event_twice_applies_it_once(
 
 
 def test_missing_event_is_a_no_op(any_session: Session, clock: FrozenClock) -> None:
-    outcome = process_event(any_session, clock, uuid.uuid4(), PipelineOptions())
+    outcome = process_event(
+        open_store(any_session.connection(), PipelineOptions()),
+        clock,
+        uuid.uuid4(),
+        PipelineOptions(),
+    )
     assert outcome.status is None and not outcome.applied
 
 
@@ -590,16 +596,18 @@ def test_failure_rolls_back_and_marks_the_event_error(
 
     import shared.events.pipeline as proc
 
-    real_message = proc._message
+    real_message = proc.NewMessage
 
-    def orphan_message(_chat_id: uuid.UUID, *args: Any) -> Any:
-        return real_message(uuid.uuid4(), *args)  # violates the chat foreign key
+    def orphan_message(message_id: uuid.UUID, _chat_id: uuid.UUID, content: str) -> Any:
+        return real_message(message_id, uuid.uuid4(), content)  # violates the chat foreign key
 
-    monkeypatch.setattr(proc, "_message", orphan_message)
+    monkeypatch.setattr(proc, "NewMessage", orphan_message)
     with pytest.raises(IntegrityError) as info:
-        process_event(any_session, clock, ev.id, PipelineOptions())
+        process_event(
+            open_store(any_session.connection(), PipelineOptions()), clock, ev.id, PipelineOptions()
+        )
     any_session.rollback()  # the caller's job: nothing of the attempt survives (the chat)
-    assert mark_failed(any_session, clock, ev.id, describe_error(info.value))
+    assert mark_failed(any_session.connection(), clock, ev.id, describe_error(info.value))
     any_session.commit()
 
     any_session.expire_all()
@@ -610,4 +618,4 @@ def test_failure_rolls_back_and_marks_the_event_error(
     assert row.processed_at is not None
     assert _chat_count(any_session) == 0
     # an outcome is never overwritten
-    assert not mark_failed(any_session, clock, ev.id, "again")
+    assert not mark_failed(any_session.connection(), clock, ev.id, "again")

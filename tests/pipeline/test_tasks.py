@@ -6,28 +6,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
+from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from shared.errors import TransientDatabaseError, is_transient_db_error
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import process_event
+from shared.events.store import open_store
 from shared.infra.clock import FrozenClock
 from shared.infra.config import Settings
 from shared.infra.db.engine import make_engine, make_session_factory
-from shared.infra.db.prepared_tx import PreparedTransaction
 from shared.infra.queues import PROCESS_EVENT, SWEEP_PENDING_EVENTS
 from shared.models import AutomationEvent, EventStatus
 from tests import factories as f
 from tests.harness.services import terminate_backend
 from worker import celery_app
-from worker.tasks import base as task_base
 from worker.tasks import events as event_tasks
 from worker.tasks.base import runtime_of
 
@@ -106,55 +106,54 @@ def test_database_outage_retries_and_never_marks_the_event_error(
     monkeypatch.setattr(event_tasks, "process_event", down)
     result = app.tasks[PROCESS_EVENT].apply(args=[str(event_id)])
     assert result.get() is None
-    assert len(calls) == event_tasks.MAX_RETRIES + 1  # the first run and every retry
+    assert len(calls) == app.tasks[PROCESS_EVENT].max_retries + 1  # the first run and retries
     row = _row(pg_committed, event_id)
     assert row.status == EventStatus.PENDING  # left for the sweeper
     assert row.error is not None and "server closed the connection" in row.error
 
 
-def _backend_pid(tx: Any) -> int:
-    return int(tx.conn.connection.dbapi_connection.get_backend_pid())  # no round trip
-
-
-def test_the_event_connection_is_kept_between_tasks_and_replaced_when_dead_or_old(
-    app: Celery, pg_committed: str, monkeypatch: pytest.MonkeyPatch
+def test_a_dead_connection_is_transient_and_the_next_unit_reconnects_and_reprepares(
+    app: Celery, pg_committed: str
 ) -> None:
     rt = runtime_of(app)
     clock = FrozenClock(datetime.now(UTC))
     options = PipelineOptions()
 
-    def one_task() -> tuple[Any, int]:
-        with rt.event_transaction() as tx:
-            assert isinstance(tx, PreparedTransaction)
-            assert process_event(tx, clock, uuid.uuid4(), options).applied is False
-            return tx.conn, _backend_pid(tx)
+    def one_unit() -> tuple[int, set[str]]:
+        with rt.unit_of_work() as uow:
+            conn = uow.connection
+            assert (
+                process_event(open_store(conn, options), clock, uuid.uuid4(), options).applied
+                is False
+            )
+            pid = int(conn.connection.dbapi_connection.get_backend_pid())  # type: ignore[union-attr]
+            return pid, set(conn.info.get("automations_prepared", ()))
 
-    conn, pid = one_task()
-    assert one_task() == (conn, pid)  # the same connection, not checked in and out
+    pid, prepared = one_unit()
+    assert "automations_pipeline_load_v2" in prepared
+    assert one_unit()[0] == pid  # the pooled connection, its statements still prepared
 
     terminate_backend(pg_committed, pid)
     with pytest.raises(OperationalError) as failure:
-        one_task()  # the task's error: transient, retried
-    assert event_tasks.is_transient_db_error(failure.value)
-    again, new_pid = one_task()  # the retry: reconnected
-    assert again is conn and new_pid != pid
-
-    monkeypatch.setattr(task_base, "POOL_RECYCLE_SECONDS", -1)
-    replaced, _ = one_task()
-    assert replaced is not conn and conn.closed  # given back to the pool, a new one taken
-
-    # a thread pool's threads each have their own
-    monkeypatch.setattr(task_base, "POOL_RECYCLE_SECONDS", 3600)
-    mine, _ = one_task()
-    with ThreadPoolExecutor(1) as pool:
-        theirs, _ = pool.submit(one_task).result()
-    assert theirs is not mine and one_task()[0] is mine
+        one_unit()  # the task's error: transient, retried
+    assert is_transient_db_error(failure.value)
+    new_pid, prepared = one_unit()  # the retry: a new connection, statements prepared again
+    assert new_pid != pid and "automations_pipeline_load_v2" in prepared
 
 
-def test_retry_backoff_doubles_and_is_capped() -> None:
-    delays = [event_tasks.retry_countdown(n) for n in range(10)]
-    assert 0.8 <= delays[0] <= 1.2 and 1.6 <= delays[1] <= 2.4
-    assert all(d <= 72 for d in delays) and delays[-1] >= 48
+def test_retry_policy_is_declared_on_the_base_class(app: Celery) -> None:
+    task = app.tasks[PROCESS_EVENT]
+    assert task.autoretry_for == (TransientDatabaseError,)
+    assert task.retry_backoff and task.retry_jitter and task.max_retries == 6
+    assert task.retry_backoff_max == 60
+    # Celery's own back-off: 1 s doubling, capped at 60 s, full jitter
+    delays = [
+        get_exponential_backoff_interval(factor=1, retries=n, maximum=60, full_jitter=False)
+        for n in range(10)
+    ]
+    assert delays[:3] == [1, 2, 4] and delays[-1] == 60
+    # periodic ticks are never retried
+    assert app.tasks[SWEEP_PENDING_EVENTS].autoretry_for == ()
 
 
 def test_sweeper_task_publishes_after_commit_and_parks(
@@ -170,8 +169,13 @@ def test_sweeper_task_publishes_after_commit_and_parks(
         error="OperationalError: timeout",
     )
     published: list[str] = []
+
+    class Recorder:
+        def publish(self, messages: Any) -> None:
+            published.extend(m.args[0] for m in messages)
+
     runtime = app.tasks[SWEEP_PENDING_EVENTS].runtime
-    monkeypatch.setattr(runtime, "publish_events", published.extend)
+    monkeypatch.setattr(runtime.db, "publisher", Recorder())
 
     assert app.tasks[SWEEP_PENDING_EVENTS].apply().get() == {"republished": 1, "parked": 1}
     assert published == [str(stuck)]

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import process_event
+from shared.events.store import open_store
 from shared.events.sweeper import sweep_pending
+from shared.infra.broker import producer_app
 from shared.infra.clock import FrozenClock, system_clock
 from shared.infra.config import Settings
 from shared.infra.db.engine import make_engine, make_session_factory
@@ -26,7 +28,6 @@ from shared.models import AutomationEvent, Chat, ChatMessage, EventStatus
 from tests import factories as f
 from tests.harness.processes import Proc, service_env, start_worker
 from tests.pipeline.helpers import wait_until
-from worker.celery_app import create_celery
 
 pytestmark = [pytest.mark.postgres]
 
@@ -109,7 +110,12 @@ def test_two_workers_racing_on_one_event_apply_it_once(
     def work(event_id: uuid.UUID, barrier: threading.Barrier, applied: list[bool]) -> None:
         barrier.wait()
         with factory.begin() as s:
-            outcome = process_event(s, system_clock, event_id, PipelineOptions())
+            outcome = process_event(
+                open_store(s.connection(), PipelineOptions()),
+                system_clock,
+                event_id,
+                PipelineOptions(),
+            )
         applied.append(outcome.applied)
 
     for _ in range(5):
@@ -139,7 +145,12 @@ def test_threads_on_one_automation_respect_the_limits_exactly(
     def work(chunk: list[uuid.UUID]) -> None:
         for event_id in chunk:
             with factory.begin() as s:
-                process_event(s, system_clock, event_id, PipelineOptions())
+                process_event(
+                    open_store(s.connection(), PipelineOptions()),
+                    system_clock,
+                    event_id,
+                    PipelineOptions(),
+                )
 
     threads = [threading.Thread(target=work, args=(c,)) for c in chunks]
     for t in threads:
@@ -160,10 +171,7 @@ def env(pg_committed: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def producer(pg_committed: str, redis_url: str, tmp_path: Path) -> Iterator[Celery]:
-    app = create_celery(
-        Settings(database_url=pg_committed, broker_url=redis_url, data_dir=tmp_path),
-        include_tasks=False,
-    )
+    app = producer_app(Settings(database_url=pg_committed, broker_url=redis_url, data_dir=tmp_path))
     yield app
     app.close()
 

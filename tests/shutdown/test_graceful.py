@@ -25,6 +25,7 @@ from celery import Celery
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from shared.infra.broker import producer_app
 from shared.infra.clock import FrozenClock
 from shared.infra.config import Settings
 from shared.infra.db.engine import make_engine
@@ -34,7 +35,6 @@ from shared.triggers.signatures import sign_github
 from tests import factories as f
 from tests.harness.processes import Proc, service_env, start_gateway, start_worker
 from tests.pipeline.helpers import wait_until
-from worker.celery_app import create_celery
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -160,10 +160,7 @@ def test_sigterm_to_the_gateway_finishes_in_flight_requests(
 
 @pytest.fixture
 def producer(pg_committed: str, redis_url: str, tmp_path: Path) -> Iterator[Celery]:
-    app = create_celery(
-        Settings(database_url=pg_committed, broker_url=redis_url, data_dir=tmp_path),
-        include_tasks=False,
-    )
+    app = producer_app(Settings(database_url=pg_committed, broker_url=redis_url, data_dir=tmp_path))
     yield app
     app.close()
 

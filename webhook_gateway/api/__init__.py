@@ -42,8 +42,8 @@ def check_keys_at_startup(gw: Gateway) -> None:
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     try:
-        with gw.session_factory() as session:
-            keys.check_keys(session, Keyring(gw.settings.keys))
+        with gw.unit_of_work() as uow:
+            keys.check_keys(uow.session, Keyring(gw.settings.keys))
     except (OperationalError, ProgrammingError) as exc:
         log.warning("could not check encryption keys at startup: %s", type(exc).__name__)
 

@@ -2,8 +2,10 @@
 
 ``@operation(...)`` registers a view on the blueprint *and* records what the OpenAPI
 document says about it, from the same pydantic models that validate the request. Each
-request runs in one transaction: authenticate → parse path ids, query and body → call the
-domain → serialise. Errors become ``{"code", "message", "field"}`` JSON.
+request runs in one unit of work (``shared.infra.db.uow``): authenticate → parse path ids,
+query and body → call the domain → commit → publish what the view enqueued → serialise.
+Errors become ``{"code", "message", "field"}`` JSON; a transient database error is 503 with
+``Retry-After`` (``shared.errors``).
 """
 
 from __future__ import annotations
@@ -18,17 +20,23 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from shared.accounts import authz
 from shared.accounts.authz import Principal
-from shared.errors import DomainError
+from shared.errors import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE,
+    DomainError,
+    describe_error,
+    error_body,
+    is_transient_db_error,
+)
 from shared.infra.clock import Clock
 from shared.infra.config import Settings
 from shared.infra.crypto import Keyring
-from shared.infra.db.engine import transaction
+from shared.infra.db.uow import UnitOfWork
 from webhook_gateway.context import Gateway, gateway
 
 __all__ = ["OPERATIONS", "ApiError", "Ctx", "Operation", "bp", "error_response", "operation"]
@@ -36,7 +44,6 @@ __all__ = ["OPERATIONS", "ApiError", "Ctx", "Operation", "bp", "error_response",
 log = logging.getLogger(__name__)
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 PREFIX = "/api/v1"
-RETRY_AFTER_SECONDS = 5
 #: management requests are small; the dry run may carry a webhook-sized payload
 API_BODY_LIMIT_FLOOR = 256 * 1024
 
@@ -70,6 +77,7 @@ class Operation:
 
 @dataclass
 class Ctx:
+    uow: UnitOfWork
     session: Session
     clock: Clock
     settings: Settings
@@ -159,7 +167,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 def error_response(
     status: int, code: str, message: str, field: str | None = None, **headers: str
 ) -> Response:
-    return json_response(status, {"code": code, "message": message, "field": field}, headers)
+    return json_response(status, error_body(code, message, field=field), headers)
 
 
 # Request parsing --------------------------------------------------------------------------
@@ -300,12 +308,14 @@ def _dispatch(op: Operation, fn: Callable[..., Any], path_values: dict[str, str]
         raw = _read_body(body_limit(gw.settings)) if op.body is not None else b""
         if op.public:
             return _finish(op, fn(gw))
-        with transaction(gw.session_factory) as session:
+        with gw.unit_of_work() as uow:
+            session = uow.session
             principal = _authenticate(session, gw)
             ids = {name: _parse_id(name, value) for name, value in path_values.items()}
             query = _parse_query(op.query)
             body, fields = _parse_body(op, raw)
             ctx = Ctx(
+                uow=uow,
                 session=session,
                 clock=gw.clock,
                 settings=gw.settings,
@@ -321,15 +331,11 @@ def _dispatch(op: Operation, fn: Callable[..., Any], path_values: dict[str, str]
         return error_response(exc.status, exc.code, exc.message, exc.field, **exc.headers)
     except DomainError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.field)
-    except (OperationalError, PoolTimeoutError) as exc:
-        log.warning("database unavailable: %s", type(exc).__name__)
-        return error_response(
-            503,
-            "unavailable",
-            "the database is unavailable; retry shortly",
-            None,
-            **{"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+    except SQLAlchemyError as exc:
+        if not is_transient_db_error(exc):
+            raise
+        log.warning("database unavailable: %s", describe_error(exc))
+        return error_response(503, *UNAVAILABLE, None, **{"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _finish(op: Operation, result: Any) -> Response:

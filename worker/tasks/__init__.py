@@ -1,14 +1,8 @@
-"""Task registration. Each module holds one domain's thin tasks and a ``register(app)``."""
+"""The worker's tasks: module-level functions on :class:`worker.tasks.base.AutomationsTask`,
+one module per domain. Importing this package registers them with every Celery app."""
 
 from __future__ import annotations
 
-from celery import Celery
-
 from worker.tasks import base, cron, events, maintenance
 
-
-def register(app: Celery) -> None:
-    base.register(app)
-    events.register(app)
-    cron.register(app)
-    maintenance.register(app)
+__all__ = ["base", "cron", "events", "maintenance"]

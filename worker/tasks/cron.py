@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-
-from celery import Celery
+from celery import shared_task
 
 from shared.cron.dispatch import dispatch_due
 from shared.infra.queues import DISPATCH_CRON, QUEUE_MAINTENANCE
-from worker.tasks.base import DbTask, periodic_tick
-
-log = logging.getLogger(__name__)
+from worker.tasks.base import AutomationsTask
 
 
-def register(app: Celery) -> None:
-    @app.task(name=DISPATCH_CRON, base=DbTask, bind=True, queue=QUEUE_MAINTENANCE)
-    @periodic_tick
-    def dispatch_cron(self: DbTask) -> int:
-        """Fire every due cron trigger once (idempotent; safe to run concurrently)."""
-        runtime = self.runtime
-        fired = dispatch_due(
-            runtime.session_factory,
-            runtime.clock,
-            runtime.settings.cron_dispatch_batch_size,
-            publish=runtime.publish_events,
-        )
-        return len(fired)
+@shared_task(
+    name=DISPATCH_CRON,
+    base=AutomationsTask,
+    bind=True,
+    queue=QUEUE_MAINTENANCE,
+    periodic=True,
+    autoretry_for=(),
+)
+def dispatch_cron(self: AutomationsTask) -> int:
+    """Fire every due cron trigger once (idempotent; safe to run concurrently)."""
+    rt = self.runtime
+    fired = dispatch_due(self.unit_of_work, rt.clock, rt.settings.cron_dispatch_batch_size)
+    return len(fired)

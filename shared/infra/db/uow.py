@@ -1,0 +1,203 @@
+"""The unit of work: one transaction, and what must happen only once it committed.
+
+Every writer (API views, webhook ingress, tasks, cron dispatch, the sweeper, the CLI) opens
+one with :meth:`Database.unit`, does its work through ``uow.connection`` (Core) or
+``uow.session`` (ORM; both share the one transaction), and asks for follow-up work with
+:meth:`UnitOfWork.enqueue` (a Celery task) or :meth:`UnitOfWork.after_commit` (anything
+else). Business code never commits: leaving the ``with`` block commits, an exception rolls
+back, and only after a successful commit are the queued tasks published, in one batch, and
+the hooks run. This is warehouse's ``request.tm`` with ``addAfterCommitHook``.
+
+A failure after the commit (the broker is down) never undoes the commit: it is logged, and
+the sweeper re-publishes events left ``pending`` (SPEC 4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
+
+__all__ = ["Database", "TaskMessage", "TaskPublisher", "UnitOfWork", "Units"]
+
+log = logging.getLogger(__name__)
+
+
+class TaskMessage(tuple[str, tuple[Any, ...], str]):
+    """``(task name, positional args, queue)`` of a task to publish after commit."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, args: Sequence[Any], queue: str) -> TaskMessage:
+        return super().__new__(cls, (name, tuple(args), queue))
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return self[1]
+
+    @property
+    def queue(self) -> str:
+        return self[2]
+
+
+class TaskPublisher(Protocol):
+    def publish(self, messages: Sequence[TaskMessage]) -> None:
+        """Send the messages, in order, in one batch; raises when the broker fails."""
+
+
+class UnitOfWork:
+    """One database transaction (opened on first use) plus its after-commit work.
+
+    Bound to an engine, the unit checks a connection out and runs its own transaction. Bound
+    to a connection that is already in a transaction (tests; composing with a caller's
+    transaction), the unit is a SAVEPOINT on it, and "commit" releases the savepoint.
+    """
+
+    def __init__(self, bind: Engine | Connection) -> None:
+        self._bind = bind
+        self._nested: Any = None
+        self._conn: Connection | None = None
+        self._session: Session | None = None
+        self._messages: list[TaskMessage] = []
+        self._hooks: list[Callable[[], Any]] = []
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's Core connection (checked out of the pool on first use)."""
+        if self._conn is None:
+            if isinstance(self._bind, Connection):
+                self._nested = self._bind.begin_nested()
+                self._conn = self._bind
+            else:
+                conn = self._bind.connect()
+                conn.begin()
+                self._conn = conn
+        return self._conn
+
+    @property
+    def session(self) -> Session:
+        """An ORM session in the same transaction: it flushes before the commit and never
+        commits or rolls back by itself."""
+        if self._session is None:
+            self._session = Session(
+                bind=self.connection,
+                expire_on_commit=False,
+                autoflush=True,
+                join_transaction_mode="rollback_only",
+            )
+        return self._session
+
+    @property
+    def dialect_name(self) -> str:
+        return self._bind.dialect.name
+
+    def enqueue(self, name: str, args: Sequence[Any], queue: str) -> None:
+        """Publish this task once the transaction committed (never if it rolls back)."""
+        self._messages.append(TaskMessage(name, args, queue))
+
+    def after_commit(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` once the transaction committed, after the queued tasks went out."""
+        self._hooks.append(fn)
+
+    @property
+    def queued(self) -> tuple[TaskMessage, ...]:
+        return tuple(self._messages)
+
+    def commit(self) -> None:
+        if self._session is not None:
+            self._session.flush()
+        if self._nested is not None:
+            self._nested.commit()
+        elif self._conn is not None:
+            self._conn.commit()
+
+    def rollback(self) -> None:
+        self._messages.clear()
+        self._hooks.clear()
+        if self._nested is not None:
+            if self._nested.is_active:
+                self._nested.rollback()
+        elif self._conn is not None:
+            self._conn.rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        if self._conn is not None and self._nested is None:
+            self._conn.close()
+        self._conn = None
+        self._nested = None
+
+    def run_after_commit(self, publisher: TaskPublisher | None) -> None:
+        messages, self._messages = self._messages, []
+        hooks, self._hooks = self._hooks, []
+        if messages:
+            if publisher is None:
+                log.warning("no publisher: %d task(s) not published", len(messages))
+            else:
+                try:
+                    publisher.publish(messages)
+                except Exception as exc:  # the sweeper re-publishes pending events
+                    log.warning(
+                        "publishing %d task(s) after commit failed (%s: %s); events stay "
+                        "pending for the sweeper",
+                        len(messages),
+                        type(exc).__name__,
+                        str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "",
+                    )
+        for fn in hooks:
+            try:
+                fn()
+            except Exception:
+                log.exception("after-commit action failed")
+
+
+class Database:
+    """An engine (or an outer connection, see :class:`UnitOfWork`) and the publisher its
+    units of work publish through."""
+
+    def __init__(self, bind: Engine | Connection, publisher: TaskPublisher | None = None) -> None:
+        self.bind = bind
+        self.publisher = publisher
+        # Single-statement units skip BEGIN/COMMIT round trips on PostgreSQL: same pool, the
+        # connection is switched to autocommit for the checkout (a client-side flag).
+        self._autocommit = (
+            bind
+            if isinstance(bind, Connection) or bind.dialect.name == "sqlite"
+            else bind.execution_options(isolation_level="AUTOCOMMIT")
+        )
+
+    @contextmanager
+    def unit(self, *, single_statement: bool = False) -> Iterator[UnitOfWork]:
+        """A unit of work: commit on success, roll back on an exception, then publish.
+
+        ``single_statement``: the unit writes with at most one statement, so it needs no
+        transaction of its own on PostgreSQL (each statement commits as it returns).
+        """
+        uow = UnitOfWork(self._autocommit if single_statement else self.bind)
+        try:
+            yield uow
+            uow.commit()
+        except BaseException:
+            try:
+                uow.rollback()
+            except Exception:  # the connection is gone: closing discards it
+                pass
+            raise
+        finally:
+            uow.close()
+        uow.run_after_commit(self.publisher)
+
+
+#: Opens a unit of work: ``Database.unit``, ``Runtime.unit_of_work``, a task's
+#: ``unit_of_work``. Code that needs several transactions (batches) takes one of these.
+Units = Callable[[], AbstractContextManager[UnitOfWork]]
