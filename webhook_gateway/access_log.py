@@ -28,16 +28,14 @@ def _before() -> None:
 
 
 def _after(response: Response) -> Response:
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    ctx = g._get_current_object()  # type: ignore[attr-defined]
     write(
-        req.method,
-        req.path,
+        request.method,
+        request.path,
         response.status_code,
-        ctx.get("outcome"),
-        ctx.get("started"),
-        ctx.get("body_size", req.content_length),
-        req.remote_addr,
+        g.get("outcome"),
+        g.get("started"),
+        g.get("body_size", request.content_length),
+        request.remote_addr,
     )
     return response
 

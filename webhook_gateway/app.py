@@ -16,7 +16,7 @@ from shared.errors import (
     error_body,
     is_transient_db_error,
 )
-from shared.infra.clock import Clock, system_clock
+from shared.infra.clock import Clock, clock_with_offset
 from shared.infra.config import Settings, load_settings
 from shared.infra.logs import configure_logging
 from shared.infra.runtime import Runtime
@@ -35,7 +35,7 @@ def create_app(
     settings = settings or load_settings()
     app = Flask("webhook_gateway")
     app.config["MAX_CONTENT_LENGTH"] = None  # the ingress enforces its own limit, streaming
-    clock = clock or system_clock
+    clock = clock or clock_with_offset(settings.clock_offset_seconds)
     app.extensions["automations"] = Gateway(
         settings=settings,
         clock=clock,

@@ -8,7 +8,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from shared.infra.broker import celery_config
-from shared.infra.clock import Clock, system_clock
+from shared.infra.clock import Clock
 from shared.infra.config import Settings
 from shared.infra.runtime import Runtime
 from worker.schedule import beat_schedule
@@ -23,7 +23,7 @@ def create_celery(settings: Settings, *, clock: Clock | None = None) -> Celery:
     app.conf.update(celery_config(settings))
     app.conf.beat_schedule = beat_schedule(settings)
     app.conf["automations_settings"] = settings
-    runtime = Runtime(settings, clock=clock or system_clock, celery=app)
+    runtime = Runtime(settings, clock=clock, celery=app)
     app.automations_runtime = runtime  # type: ignore[attr-defined]
 
     @worker_process_init.connect(weak=False)

@@ -12,7 +12,6 @@ import click
 
 from shared import keys as keyops
 from shared.cli.settings import runtime_or_exit
-from shared.infra.clock import system_clock
 from shared.infra.crypto import Keyring
 
 
@@ -51,7 +50,7 @@ def _run(
     bar = _Bar(label, enabled=not quiet)
     try:
         summary = op(
-            runtime.unit_of_work, system_clock, Keyring(settings.keys), progress=bar, **kwargs
+            runtime.unit_of_work, runtime.clock, Keyring(settings.keys), progress=bar, **kwargs
         )
     except (keyops.KeyCheckError, ValueError) as exc:
         bar.close()

@@ -8,7 +8,6 @@ import click
 
 from shared import accounts
 from shared.cli.settings import runtime_or_exit
-from shared.infra.clock import system_clock
 
 
 @click.group()
@@ -32,7 +31,7 @@ def tokens_create(email: str, scopes: tuple[str, ...], name: str) -> None:
     try:
         with runtime.unit_of_work() as uow:
             session = uow.session
-            _, token = accounts.create_token(session, system_clock, email, list(scopes), name)
+            _, token = accounts.create_token(session, runtime.clock, email, list(scopes), name)
     except accounts.AccountError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

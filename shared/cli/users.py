@@ -9,7 +9,6 @@ import click
 
 from shared import accounts
 from shared.cli.settings import runtime_or_exit
-from shared.infra.clock import system_clock
 
 
 @click.group()
@@ -33,7 +32,7 @@ def users_create(email: str, org_name: str, role: str) -> None:
     try:
         with runtime.unit_of_work() as uow:
             session = uow.session
-            user = accounts.create_user(session, system_clock, email, org_name, role)
+            user = accounts.create_user(session, runtime.clock, email, org_name, role)
             click.echo(str(user.id))
     except accounts.AccountError as exc:
         click.echo(f"error: {exc}", err=True)

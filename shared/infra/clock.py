@@ -42,4 +42,24 @@ class FrozenClock:
             return self._now
 
 
+class OffsetClock:
+    """The system clock shifted by a fixed number of seconds.
+
+    Every process of a deployment built with the same ``AUTOMATIONS_CLOCK_OFFSET_SECONDS``
+    agrees on the shifted time: the fault scenarios use it to start a few seconds before a
+    minute boundary instead of waiting for one. Production keeps the offset at 0.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.offset = timedelta(seconds=seconds)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
 system_clock = SystemClock()
+
+
+def clock_with_offset(seconds: float) -> Clock:
+    """The system clock, shifted by ``seconds`` when that is not 0."""
+    return OffsetClock(seconds) if seconds else system_clock

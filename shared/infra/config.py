@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     purge_pause_seconds: float = Field(0.05, ge=0)
     task_time_limit_seconds: int = Field(300, ge=10)
     broker_visibility_timeout_seconds: int = Field(3600, ge=30)
+    #: shifts the clock of every process by this many seconds (tests; keep 0 in production)
+    clock_offset_seconds: float = Field(0.0, ge=-366 * 86400, le=366 * 86400)
 
     @field_validator("database_url", "broker_url", "public_url", "encryption_keys", mode="before")
     @classmethod

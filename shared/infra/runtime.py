@@ -14,7 +14,7 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from shared.infra.broker import Publisher, producer_app
-from shared.infra.clock import Clock, system_clock
+from shared.infra.clock import Clock, clock_with_offset
 from shared.infra.config import Settings
 from shared.infra.db.engine import engine_from_settings
 from shared.infra.db.uow import Database, TaskMessage, UnitOfWork
@@ -25,13 +25,13 @@ class Runtime:
         self,
         settings: Settings,
         *,
-        clock: Clock = system_clock,
+        clock: Clock | None = None,
         celery: Celery | None = None,
         engine: Engine | None = None,
         on_publish_failure: Callable[[Sequence[TaskMessage]], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.clock = clock
+        self.clock = clock or clock_with_offset(settings.clock_offset_seconds)
         self.on_publish_failure = on_publish_failure
         self._celery = celery
         self._engine = engine

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.cron.dispatch import cron_delivery_id
-from shared.infra.clock import system_clock
+from shared.infra.clock import Clock, system_clock
 from shared.models import (
     AutomationEvent,
     AutomationStatus,
@@ -631,9 +631,11 @@ def minute_floor(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
-def make_cron_due(engine: Engine, trigger_ids: Sequence[uuid.UUID]) -> datetime:
+def make_cron_due(
+    engine: Engine, trigger_ids: Sequence[uuid.UUID], clock: Clock = system_clock
+) -> datetime:
     """Set every trigger's next fire to the current minute's slot (due now); return it."""
-    slot = minute_floor(datetime.now(UTC))
+    slot = minute_floor(clock.now())
     with engine.begin() as conn:
         conn.execute(
             update(AutomationTrigger)
@@ -643,12 +645,14 @@ def make_cron_due(engine: Engine, trigger_ids: Sequence[uuid.UUID]) -> datetime:
     return slot
 
 
-def unschedule_cron(engine: Engine, trigger_ids: Sequence[uuid.UUID]) -> None:
+def unschedule_cron(
+    engine: Engine, trigger_ids: Sequence[uuid.UUID], clock: Clock = system_clock
+) -> None:
     with engine.begin() as conn:
         conn.execute(
             update(AutomationTrigger)
             .where(AutomationTrigger.id.in_(list(trigger_ids)))
-            .values(next_fire_at=datetime.now(UTC) + timedelta(days=1))
+            .values(next_fire_at=clock.now() + timedelta(days=1))
         )
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from shared.infra.clock import OffsetClock
 from shared.models import AutomationTrigger
 from tests.faults.harness import (
     CronExpectation,
@@ -188,19 +189,23 @@ def test_two_beats_during_cron_fires(system: System) -> None:
     # while two beats tick every second; a helper makes all of them due again every 2 s
     # within the same minute, so both beats keep racing for slots that were already fired.
     seeded = seed(system.engine, cron_automations=((100, 1000), (100, 150)))
+    # Every process runs on the same shifted clock (AUTOMATIONS_CLOCK_OFFSET_SECONDS), set so
+    # that the next minute boundary comes about one stream length after the start: no waiting
+    # for a wall-clock minute to begin or to end.
     now = datetime.now(UTC)
-    if now.second >= 50:  # leave the first slot 10 s to fire before the next one starts
-        time.sleep(61 - now.second - now.microsecond / 1e6)
+    offset = (20 - (now.second + now.microsecond / 1e6)) % 60  # shifted "now": hh:mm:20
+    system.env["AUTOMATIONS_CLOCK_OFFSET_SECONDS"] = f"{offset:.3f}"
+    clock = OffsetClock(offset)
     _start(system, workers=2, beats=2)
-    first = make_cron_due(system.engine, seeded.cron_triggers)
+    first = make_cron_due(system.engine, seeded.cron_triggers, clock)
     sender = Sender(system.base_url, seeded.webhook_triggers, total=TOTAL, rate=RATE).start()
     boundary = first + timedelta(minutes=1)
     resets = 0
     # Until the next minute starts (and the stream is over): keep re-arming the fired slot.
-    while datetime.now(UTC) < boundary or sender.elapsed() < TOTAL / RATE:
+    while clock.now() < boundary or sender.elapsed() < TOTAL / RATE:
         time.sleep(2)
-        if datetime.now(UTC) < boundary - timedelta(seconds=1):
-            make_cron_due(system.engine, seeded.cron_triggers)
+        if clock.now() < boundary - timedelta(seconds=1):
+            make_cron_due(system.engine, seeded.cron_triggers, clock)
             resets += 1
     # Then every trigger must fire the new minute's slot exactly once, and move past it.
     wait_until(
@@ -209,7 +214,7 @@ def test_two_beats_during_cron_fires(system: System) -> None:
         what=f"every cron trigger to fire the {boundary:%H:%M} slot",
     )
     time.sleep(3)  # a few more ticks of both beats
-    unschedule_cron(system.engine, seeded.cron_triggers)
+    unschedule_cron(system.engine, seeded.cron_triggers, clock)
     slots = [first, boundary]
     beats = [p for p in system.procs if p.name.startswith("beat")]
     assert len(beats) == 2 and all(b.alive() for b in beats)
