@@ -31,9 +31,9 @@ from pipeline import seed  # noqa: E402
 from proc_cpu import TICKS  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from shared.events.backends import open_store  # noqa: E402
 from shared.events.options import PipelineOptions  # noqa: E402
 from shared.events.pipeline import process_event  # noqa: E402
-from shared.events.store import open_store  # noqa: E402
 from shared.infra.clock import system_clock  # noqa: E402
 from shared.infra.db.engine import make_engine  # noqa: E402
 from shared.infra.db.uow import Database  # noqa: E402

@@ -1,10 +1,18 @@
-"""Automations: create, list, get, update, delete (authorization included)."""
+"""Automations: create, list, get, update, delete (authorization included).
+
+Input is validated once, at the edge: the API's request schemas (which the CLI uses too)
+enforce the rules named here (:data:`NAME_MAX`, :data:`RATE_LIMIT_MIN`/:data:`RATE_LIMIT_MAX`,
+:func:`unique_ids`) and hand over a :class:`NewAutomation` or :class:`AutomationChanges`. The
+operations below only check what needs the database: authorization, the organization and
+model config, and name uniqueness (409).
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -13,34 +21,65 @@ from sqlalchemy.orm import Session
 from shared import audit
 from shared.accounts import authz
 from shared.accounts.authz import Principal
-from shared.errors import Conflict, Forbidden, Invalid, NotFound
+from shared.cron.scheduling import refresh_automation_triggers
+from shared.errors import Conflict, Forbidden, NotFound
 from shared.infra.clock import Clock
 from shared.infra.db.pagination import Page, paginate
 from shared.models import Automation, AutomationStatus, ModelConfig, Organization
 
 __all__ = [
-    "EDITABLE_FIELDS",
+    "NAME_MAX",
+    "RATE_LIMIT_MAX",
+    "RATE_LIMIT_MIN",
+    "AutomationChanges",
+    "NewAutomation",
     "create_automation",
     "delete_automation",
     "get_automation",
     "list_automations",
     "require",
+    "unique_ids",
     "update_automation",
 ]
 
-LIMIT_MIN, LIMIT_MAX = 1, 1000
+#: longest automation name (after stripping surrounding whitespace)
 NAME_MAX = 200
-EDITABLE_FIELDS = (
-    "name",
-    "description",
-    "instructions",
-    "model_config_id",
-    "mcp_server_ids",
-    "allowed_tools",
-    "max_chat_creates_per_hour",
-    "max_messages_per_hour",
-    "status",
-)
+#: bounds of ``max_chat_creates_per_hour`` and ``max_messages_per_hour``
+RATE_LIMIT_MIN, RATE_LIMIT_MAX = 1, 1000
+
+
+def unique_ids(values: Iterable[str]) -> list[str]:
+    """``mcp_server_ids`` / ``allowed_tools`` are sets kept in the order given."""
+    return list(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class NewAutomation:
+    """A validated automation to create; it starts ``disabled``."""
+
+    organization_id: uuid.UUID
+    name: str
+    description: str = ""
+    instructions: str = ""
+    model_config_id: uuid.UUID | None = None
+    mcp_server_ids: tuple[str, ...] = ()
+    allowed_tools: tuple[str, ...] = ()
+    max_chat_creates_per_hour: int = 10
+    max_messages_per_hour: int = 60
+
+
+class AutomationChanges(TypedDict, total=False):
+    """Validated changes to an automation; only the keys present change."""
+
+    name: str
+    description: str
+    instructions: str
+    model_config_id: uuid.UUID | None
+    mcp_server_ids: list[str]
+    allowed_tools: list[str]
+    max_chat_creates_per_hour: int
+    max_messages_per_hour: int
+    status: AutomationStatus
 
 
 def require(principal: Principal, permission: str) -> None:
@@ -74,32 +113,10 @@ def get_automation(
     return automation
 
 
-def _validate_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise Invalid("name: must not be empty", field="name")
-    name = name.strip()
-    if len(name) > NAME_MAX:
-        raise Invalid(f"name: at most {NAME_MAX} characters", field="name")
-    return name
-
-
-def _validate_limit(field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not LIMIT_MIN <= value <= LIMIT_MAX:
-        raise Invalid(
-            f"{field}: must be an integer between {LIMIT_MIN} and {LIMIT_MAX}", field=field
-        )
-    return value
-
-
-def _validate_str_list(field: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise Invalid(f"{field}: must be a list of non-empty strings", field=field)
-    return list(dict.fromkeys(value))
-
-
-def _validate_model_config(
-    session: Session, organization_id: uuid.UUID, value: Any
+def _check_model_config(
+    session: Session, organization_id: uuid.UUID, value: uuid.UUID | None
 ) -> uuid.UUID | None:
+    """The model config ``value`` when it exists in the organization (404 otherwise)."""
     if value is None:
         return None
     config = session.get(ModelConfig, value)
@@ -112,7 +129,11 @@ def _validate_model_config(
 
 
 def _check_name_free(
-    session: Session, owner_id: uuid.UUID, organization_id: uuid.UUID, name: str, exclude: Any
+    session: Session,
+    owner_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    name: str,
+    exclude: uuid.UUID | None,
 ) -> None:
     stmt = select(Automation.id).where(
         Automation.owner_id == owner_id,
@@ -141,70 +162,48 @@ def _flush_unique(session: Session, name: str) -> None:
         ) from None
 
 
-def _apply(session: Session, automation: Automation, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate and set ``fields``; returns the changed ones (old values not included)."""
-    changed: dict[str, Any] = {}
-    for field, value in fields.items():
-        if field not in EDITABLE_FIELDS:
-            raise Invalid(f"{field}: unknown field", field=field, code="unknown_field")
-        if field == "name":
-            value = _validate_name(value)
-        elif field in ("description", "instructions"):
-            if not isinstance(value, str):
-                raise Invalid(f"{field}: must be a string", field=field)
-        elif field in ("max_chat_creates_per_hour", "max_messages_per_hour"):
-            value = _validate_limit(field, value)
-        elif field in ("mcp_server_ids", "allowed_tools"):
-            value = _validate_str_list(field, value)
-        elif field == "model_config_id":
-            value = _validate_model_config(session, automation.organization_id, value)
-        elif field == "status":
-            try:
-                value = AutomationStatus(value)
-            except ValueError:
-                raise Invalid(
-                    "status: must be one of disabled, preview, active", field="status"
-                ) from None
+def _apply(session: Session, automation: Automation, changes: AutomationChanges) -> list[str]:
+    """Set ``changes`` (the model config after checking it); returns the changed fields."""
+    changed: list[str] = []
+    for field, value in changes.items():
+        if field == "model_config_id":
+            value = _check_model_config(
+                session, automation.organization_id, changes["model_config_id"]
+            )
         if getattr(automation, field) != value:
             setattr(automation, field, value)
-            changed[field] = value
+            changed.append(field)
     return changed
 
 
 def create_automation(
-    session: Session, clock: Clock, principal: Principal, fields: Mapping[str, Any]
+    session: Session, clock: Clock, principal: Principal, new: NewAutomation
 ) -> Automation:
     """Create an automation owned by the caller; it starts ``disabled``."""
     require(principal, authz.AUTOMATION_WRITE)
-    fields = dict(fields)
-    org_id = fields.pop("organization_id", None)
-    if org_id is None:
-        raise Invalid("organization_id: required", field="organization_id")
-    if "name" not in fields:
-        raise Invalid("name: required", field="name")
-    if "status" in fields:
-        raise Invalid(
-            "status: new automations start disabled; change it with PATCH", field="status"
-        )
-    org = session.get(Organization, org_id)
+    org = session.get(Organization, new.organization_id)
     if org is None or not authz.can_create_in(principal, org.id):
-        raise NotFound(f"organization_id: organization {org_id} not found", field="organization_id")
+        raise NotFound(
+            f"organization_id: organization {new.organization_id} not found",
+            field="organization_id",
+        )
+    model_config_id = _check_model_config(session, org.id, new.model_config_id)
     now = clock.now()
     automation = Automation(
         owner_id=principal.user_id,
         organization_id=org.id,
-        name="",
-        description="",
-        instructions="",
-        mcp_server_ids=[],
-        allowed_tools=[],
+        name=new.name,
+        description=new.description,
+        instructions=new.instructions,
+        model_config_id=model_config_id,
+        mcp_server_ids=list(new.mcp_server_ids),
+        allowed_tools=list(new.allowed_tools),
         status=AutomationStatus.DISABLED,
-        max_chat_creates_per_hour=10,
-        max_messages_per_hour=60,
+        max_chat_creates_per_hour=new.max_chat_creates_per_hour,
+        max_messages_per_hour=new.max_messages_per_hour,
         created_at=now,
         updated_at=now,
     )
-    _apply(session, automation, fields)
     _check_name_free(session, principal.user_id, org.id, automation.name, None)
     session.add(automation)
     _flush_unique(session, automation.name)
@@ -226,7 +225,7 @@ def list_automations(
     principal: Principal,
     *,
     organization_id: uuid.UUID | None = None,
-    status: str | None = None,
+    status: AutomationStatus | None = None,
     name: str | None = None,
     limit: int | None = None,
     cursor: str | None = None,
@@ -247,12 +246,7 @@ def list_automations(
     else:
         stmt = stmt.where(Automation.owner_id == principal.user_id)
     if status is not None:
-        try:
-            stmt = stmt.where(Automation.status == AutomationStatus(status))
-        except ValueError:
-            raise Invalid(
-                "status: must be one of disabled, preview, active", field="status"
-            ) from None
+        stmt = stmt.where(Automation.status == status)
     if name is not None:
         stmt = stmt.where(Automation.name == name)
     return paginate(
@@ -271,28 +265,23 @@ def update_automation(
     clock: Clock,
     principal: Principal,
     automation_id: uuid.UUID,
-    fields: Mapping[str, Any],
+    changes: AutomationChanges,
 ) -> Automation:
+    """Apply ``changes``; a status change (un)schedules the cron triggers."""
     automation = get_automation(session, principal, automation_id, write=True, lock=True)
     old_status = automation.status
-    if "name" in fields:
+    if "name" in changes:
         _check_name_free(
-            session,
-            automation.owner_id,
-            automation.organization_id,
-            _validate_name(fields["name"]),
-            automation.id,
+            session, automation.owner_id, automation.organization_id, changes["name"], automation.id
         )
-    changed = _apply(session, automation, fields)
+    changed = _apply(session, automation, changes)
     if not changed:
         return automation
     now = clock.now()
     automation.updated_at = now
     _flush_unique(session, automation.name)
     if automation.status != old_status:
-        from shared.triggers.service import refresh_all_triggers
-
-        refresh_all_triggers(session, automation, now)
+        refresh_automation_triggers(session, automation, now)
     details: dict[str, Any] = {"fields": sorted(changed)}
     if "status" in changed:
         details["status"] = {"from": str(old_status), "to": str(automation.status)}

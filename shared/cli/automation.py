@@ -11,7 +11,7 @@ import click
 from shared.cli.client import client
 from shared.cli.output import F, details, emit_json, handle_errors, json_option, table
 from shared.cli.resolve import resolve_automation, resolve_org
-from shared.cli.trigger import TRIGGER_COLUMNS
+from shared.cli.trigger import TRIGGER_COLUMNS, checked_body
 
 AUTOMATION_COLUMNS = ("id", "name", "status", "organization_id", "updated_at")
 
@@ -86,7 +86,7 @@ def automation_create(name: str, org: str | None, as_json: bool, **opts: Any) ->
     """Create automation NAME (it starts disabled)."""
     api = client()
     body = {"name": name, "organization_id": resolve_org(api, org), **_automation_fields(**opts)}
-    data = api.post("/automations", body)
+    data = api.post("/automations", checked_body("AutomationCreate", body))
     if as_json:
         emit_json(data)
     else:
@@ -153,6 +153,7 @@ def automation_update(
         body["name"] = new_name
     if not body:
         raise click.UsageError("nothing to change; pass at least one option")
+    checked_body("AutomationUpdate", body)
     data = resolve_automation(api, automation_ref)
     _show_automation(api.patch(f"/automations/{data['id']}", body), as_json)
 

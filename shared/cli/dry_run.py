@@ -11,6 +11,7 @@ import click
 from shared.cli.client import client
 from shared.cli.output import details, emit_json, handle_errors, json_option
 from shared.cli.resolve import parse_json_arg, parse_labels, resolve_automation
+from shared.cli.trigger import checked_body
 
 
 @click.command("test")
@@ -35,6 +36,7 @@ def test_command(
     if labels:
         body["label_paths"] = parse_labels(labels)
     api = client()
+    checked_body("TestRequest", body)
     auto = resolve_automation(api, automation_ref)
     result = api.post(f"/automations/{auto['id']}/test", body)
     if as_json:

@@ -3,15 +3,41 @@ webhook secrets over the HTTP API (AUTOMATIONS_URL, AUTOMATIONS_TOKEN)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import click
 
-from shared.cli.client import client
+from shared.cli.client import ClientError, client
 from shared.cli.output import details, emit_json, handle_errors, json_option, table
 from shared.cli.resolve import parse_duration, parse_json_arg, parse_labels, resolve_automation
 
 TRIGGER_COLUMNS = ("id", "type", "cron_schedule", "next_fire_at", "webhook_url")
+
+SchemaName = Literal[
+    "AutomationCreate",
+    "AutomationUpdate",
+    "TriggerCreate",
+    "TriggerUpdate",
+    "RegenerateSecret",
+    "TestRequest",
+]
+
+
+def checked_body(schema: SchemaName, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` once the API's request schema ``schema`` accepts it: a bad value fails before
+    any request, with the message the API would answer, as ``error: ...`` and exit code 1
+    (like the API's refusal it replaces). Used by the automation, trigger and test commands.
+
+    The schemas are imported here, not at the top: they load the gateway's modules, which the
+    other commands do not need."""
+    from shared.errors import DomainError
+    from webhook_gateway.api import schemas
+
+    try:
+        getattr(schemas, schema).check_json(body)
+    except DomainError as exc:
+        raise ClientError(f"{exc.message} ({exc.code})", status=400, code=exc.code) from None
+    return body
 
 
 @click.group()
@@ -47,12 +73,13 @@ def trigger_add_webhook(
 ) -> None:
     """Add a webhook trigger; prints its URL and secret (once)."""
     api = client()
-    auto = resolve_automation(api, automation_ref)
     body: dict[str, Any] = {"type": "webhook"}
     if filter_ is not None:
         body["filter"] = parse_json_arg("--filter", filter_)
     if labels:
         body["label_paths"] = parse_labels(labels)
+    checked_body("TriggerCreate", body)
+    auto = resolve_automation(api, automation_ref)
     _print_secret(api.post(f"/automations/{auto['id']}/triggers", body), as_json)
 
 
@@ -67,10 +94,11 @@ def trigger_add_cron(
 ) -> None:
     """Add a cron trigger: SCHEDULE is 5 fields, optionally prefixed 'CRON_TZ=<zone> '."""
     api = client()
-    auto = resolve_automation(api, automation_ref)
     body: dict[str, Any] = {"type": "cron", "cron_schedule": schedule}
     if labels:
         body["label_paths"] = parse_labels(labels)
+    checked_body("TriggerCreate", body)
+    auto = resolve_automation(api, automation_ref)
     data = api.post(f"/automations/{auto['id']}/triggers", body)
     if as_json:
         emit_json(data)
@@ -130,6 +158,7 @@ def trigger_update(
     if not body:
         raise click.UsageError("nothing to change; pass at least one option")
     api = client()
+    checked_body("TriggerUpdate", body)
     auto = resolve_automation(api, automation_ref)
     data = api.patch(f"/automations/{auto['id']}/triggers/{trigger_id}", body)
     if as_json:
@@ -168,9 +197,7 @@ def trigger_rotate_secret(
     """Replace a webhook trigger's secret; prints the new one (once)."""
     seconds = parse_duration(previous_valid_for)
     api = client()
+    body = checked_body("RegenerateSecret", {"previous_valid_for_seconds": seconds})
     auto = resolve_automation(api, automation_ref)
-    data = api.post(
-        f"/automations/{auto['id']}/triggers/{trigger_id}/regenerate-secret",
-        {"previous_valid_for_seconds": seconds},
-    )
+    data = api.post(f"/automations/{auto['id']}/triggers/{trigger_id}/regenerate-secret", body)
     _print_secret(data, as_json)

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
-
-from shared.events.options import PipelineOptions
 from shared.models.enums import EventStatus
 
 
@@ -114,14 +111,3 @@ class EventStore(Protocol):
 
     def finish(self, decision: Decision) -> None:
         """Write the decision: the event's final row and any chat and message writes."""
-
-
-def open_store(conn: Connection, options: PipelineOptions) -> EventStore:
-    """The store for this connection's database (the one place that picks a backend)."""
-    if conn.dialect.name == "postgresql":
-        from shared.events.store_postgres import PostgresEventStore
-
-        return PostgresEventStore(conn, options)
-    from shared.events.store_sqlite import SqliteEventStore
-
-    return SqliteEventStore(conn)

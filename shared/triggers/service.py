@@ -1,12 +1,18 @@
-"""Triggers: create (with a secret shown once), list, update, delete, regenerate the secret."""
+"""Triggers: create (with a secret shown once), list, update, delete, regenerate the secret.
+
+Input is validated once, at the edge: the API's request schemas (which the CLI uses too) call
+the rule functions here (:func:`validate_filter`, :func:`validate_label_paths`,
+:func:`validate_schedule`, :func:`kind_error`) and hand over a :class:`NewTrigger` or
+:class:`TriggerChanges`. The operations below only check what needs the database:
+authorization, existence, and the rules that depend on a stored trigger's type.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,29 +20,38 @@ from sqlalchemy.orm import Session
 from shared import audit, keys
 from shared.accounts.authz import Principal
 from shared.automations.service import get_automation
-from shared.cron.schedule import ScheduleError, next_fire_after, parse_schedule
+from shared.cron.schedule import ScheduleError, parse_schedule
+from shared.cron.scheduling import refresh_next_fire
 from shared.errors import Invalid, NotFound
 from shared.infra.clock import Clock
 from shared.infra.crypto import Keyring
 from shared.infra.db.pagination import Page, paginate
 from shared.models import Automation, AutomationStatus, AutomationTrigger, TriggerType
+from shared.triggers import filters
 from shared.triggers.signatures import SecretForms, generate_secret
 
 __all__ = [
     "MAX_PREVIOUS_VALID_SECONDS",
+    "SCHEDULE_MAX",
     "CreatedTrigger",
+    "NewTrigger",
+    "TriggerChanges",
     "create_trigger",
     "delete_trigger",
     "get_trigger",
+    "kind_error",
     "list_triggers",
-    "refresh_all_triggers",
     "regenerate_secret",
     "update_trigger",
+    "validate_filter",
+    "validate_label_paths",
+    "validate_schedule",
     "webhook_path",
 ]
 
 #: a regenerated secret's predecessor stays valid at most this long (7 days)
 MAX_PREVIOUS_VALID_SECONDS = 7 * 24 * 3600
+#: longest ``cron_schedule`` text accepted
 SCHEDULE_MAX = 200
 
 
@@ -47,98 +62,83 @@ class CreatedTrigger:
     secret: SecretForms | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class NewTrigger:
+    """A validated trigger to create: a schedule only for cron, a filter only for webhook."""
+
+    type: TriggerType
+    cron_schedule: str | None = None
+    filter: dict[str, Any] = field(default_factory=dict)
+    label_paths: dict[str, str] = field(default_factory=dict)
+
+
+class TriggerChanges(TypedDict, total=False):
+    """Validated changes to a trigger; only the keys present change (``{}`` clears)."""
+
+    cron_schedule: str
+    filter: dict[str, Any]
+    label_paths: dict[str, str]
+
+
 def webhook_path(trigger_id: uuid.UUID) -> str:
     return f"/api/v1/automations/triggers/{trigger_id}/webhook"
 
 
-# Validation of the pieces owned by other modules (filters, cron) ----------------------------
+# Rules, called by the request schemas ------------------------------------------------------
 
 
-def validate_filter(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise Invalid("filter: must be a JSON object {path: expected value}", field="filter")
+def validate_filter(value: dict[str, Any] | None) -> None:
+    """Raise ``Invalid`` (``invalid_filter``) unless ``value`` is a well-formed filter."""
     try:
-        from shared.triggers.filters import FilterError
-        from shared.triggers.filters import validate_filter as _validate
-    except ImportError:  # pragma: no cover - the filter engine lands separately
-        return dict(value)
-    try:
-        _validate(value)
-    except FilterError as exc:
+        filters.validate_filter(value)
+    except filters.FilterError as exc:
         raise Invalid(f"filter: {exc}", field="filter", code="invalid_filter") from None
-    return dict(value)
 
 
-def validate_label_paths(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and k and isinstance(v, str) and v for k, v in value.items()
-    ):
-        raise Invalid(
-            "label_paths: must be a JSON object {label: gjson path} of non-empty strings",
-            field="label_paths",
-        )
+def validate_label_paths(value: dict[str, str] | None) -> None:
+    """Raise ``Invalid`` (``invalid_filter``) unless ``value`` maps label names to paths."""
     try:
-        from shared.triggers.filters import FilterError
-        from shared.triggers.filters import validate_label_paths as _validate
-    except ImportError:  # pragma: no cover
-        return dict(value)
-    try:
-        _validate(value)
-    except FilterError as exc:
+        filters.validate_label_paths(value)
+    except filters.FilterError as exc:
         raise Invalid(f"label_paths: {exc}", field="label_paths", code="invalid_filter") from None
-    return dict(value)
 
 
-def _validate_schedule(value: Any, now: datetime) -> str:
-    if not isinstance(value, str) or not value.strip():
+def validate_schedule(value: str | None, now: datetime) -> None:
+    """Raise ``Invalid`` unless ``value`` (stripped) is a schedule that fires within five
+    years of ``now``."""
+    if not value:
         raise Invalid("cron_schedule: required for cron triggers", field="cron_schedule")
-    text = value.strip()
-    if len(text) > SCHEDULE_MAX:
-        raise Invalid(f"cron_schedule: at most {SCHEDULE_MAX} characters", field="cron_schedule")
     try:
-        parse_schedule(text, now)
+        parse_schedule(value, now)
     except ScheduleError as exc:
-        raise Invalid(
-            f"cron_schedule: {exc}", field="cron_schedule", code="invalid_schedule"
-        ) from None
-    return text
+        raise _schedule_error(exc) from None
 
 
-def refresh_next_fire(
+_KIND_MESSAGES = {
+    "cron_schedule": "cron_schedule: only cron triggers have a schedule",
+    "filter": "filter: cron triggers have no filter (it is never evaluated for cron events)",
+}
+
+
+def kind_error(name: str) -> Invalid:
+    """The error for ``cron_schedule`` on a webhook trigger or ``filter`` on a cron trigger."""
+    return Invalid(_KIND_MESSAGES[name], field=name)
+
+
+def _schedule_error(exc: ScheduleError) -> Invalid:
+    return Invalid(f"cron_schedule: {exc}", field="cron_schedule", code="invalid_schedule")
+
+
+def _schedule(
     session: Session, trigger: AutomationTrigger, status: AutomationStatus, now: datetime
 ) -> None:
-    """Recompute ``next_fire_at`` of a cron trigger (None unless the automation fires)."""
+    """Set ``next_fire_at``. The schema checked the schedule against the wall clock; the
+    injected clock may differ (tests, ``AUTOMATIONS_CLOCK_OFFSET_SECONDS``), so a schedule
+    that fails here is reported as the same error rather than a 500."""
     try:
-        from shared.cron.scheduling import refresh_next_fire as _refresh
-    except ImportError:  # pragma: no cover - the cron dispatcher lands separately
-        if trigger.type is not TriggerType.CRON or trigger.cron_schedule is None:
-            return
-        if status in (AutomationStatus.ACTIVE, AutomationStatus.PREVIEW):
-            trigger.next_fire_at = next_fire_after(parse_schedule(trigger.cron_schedule, now), now)
-        else:
-            trigger.next_fire_at = None
-        return
-    _refresh(session, trigger, status, now)
-
-
-def refresh_all_triggers(session: Session, automation: Automation, now: datetime) -> None:
-    """After a status change: cron triggers start or stop being scheduled."""
-    try:
-        from shared.cron.scheduling import refresh_automation_triggers
-    except ImportError:  # pragma: no cover
-        for trigger in session.scalars(
-            select(AutomationTrigger).where(
-                AutomationTrigger.automation_id == automation.id,
-                AutomationTrigger.type == TriggerType.CRON,
-            )
-        ):
-            refresh_next_fire(session, trigger, automation.status, now)
-        return
-    refresh_automation_triggers(session, automation, now)
+        refresh_next_fire(session, trigger, status, now)
+    except ScheduleError as exc:
+        raise _schedule_error(exc) from None
 
 
 # CRUD -------------------------------------------------------------------------------------
@@ -170,50 +170,31 @@ def create_trigger(
     keyring: Keyring,
     principal: Principal,
     automation_id: uuid.UUID,
-    fields: Mapping[str, Any],
+    new: NewTrigger,
 ) -> CreatedTrigger:
     automation = get_automation(session, principal, automation_id, write=True)
-    fields = dict(fields)
-    unknown = set(fields) - {"type", "cron_schedule", "filter", "label_paths"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise Invalid(f"{name}: unknown field", field=name, code="unknown_field")
-    try:
-        ttype = TriggerType(str(fields.get("type")))
-    except ValueError:
-        raise Invalid("type: must be webhook or cron", field="type") from None
     now = clock.now()
-    label_paths = validate_label_paths(fields.get("label_paths"))
     trigger = AutomationTrigger(
         automation_id=automation.id,
-        type=ttype,
-        label_paths=label_paths,
+        type=new.type,
+        label_paths=dict(new.label_paths),
         filter={},
         created_at=now,
         updated_at=now,
     )
     secret: SecretForms | None = None
-    if ttype is TriggerType.WEBHOOK:
-        if fields.get("cron_schedule") is not None:
-            raise Invalid(
-                "cron_schedule: only cron triggers have a schedule", field="cron_schedule"
-            )
-        trigger.filter = validate_filter(fields.get("filter"))
+    if new.type is TriggerType.WEBHOOK:
+        trigger.filter = dict(new.filter)
         secret = generate_secret()
         trigger.webhook_secret, trigger.webhook_secret_key_id = keys.seal(
             session, clock, keyring, secret.hex
         )
     else:
-        if fields.get("filter"):
-            raise Invalid(
-                "filter: cron triggers have no filter (it is never evaluated for cron events)",
-                field="filter",
-            )
-        trigger.cron_schedule = _validate_schedule(fields.get("cron_schedule"), now)
+        trigger.cron_schedule = new.cron_schedule
     session.add(trigger)
     session.flush()
-    if ttype is TriggerType.CRON:
-        refresh_next_fire(session, trigger, automation.status, now)
+    if new.type is TriggerType.CRON:
+        _schedule(session, trigger, automation.status, now)
     audit.record(
         session,
         clock,
@@ -222,7 +203,7 @@ def create_trigger(
         action="trigger.create",
         resource_type="automation_trigger",
         resource_id=trigger.id,
-        details={"automation_id": str(automation.id), "type": str(ttype)},
+        details={"automation_id": str(automation.id), "type": str(new.type)},
     )
     return CreatedTrigger(trigger=trigger, secret=secret)
 
@@ -255,32 +236,20 @@ def update_trigger(
     principal: Principal,
     automation_id: uuid.UUID,
     trigger_id: uuid.UUID,
-    fields: Mapping[str, Any],
+    changes: TriggerChanges,
 ) -> AutomationTrigger:
+    """Apply ``changes``; what a trigger may have depends on its stored type (400 otherwise;
+    an empty filter on a cron trigger is ignored)."""
     automation, trigger = get_trigger(session, principal, automation_id, trigger_id, write=True)
     now = clock.now()
     changed: list[str] = []
-    for name, value in fields.items():
-        if name == "filter":
-            if trigger.type is TriggerType.CRON:
-                if value:
-                    raise Invalid(
-                        "filter: cron triggers have no filter (it is never evaluated for "
-                        "cron events)",
-                        field="filter",
-                    )
-                continue
-            value = validate_filter(value)
-        elif name == "label_paths":
-            value = validate_label_paths(value)
-        elif name == "cron_schedule":
-            if trigger.type is not TriggerType.CRON:
-                raise Invalid(
-                    "cron_schedule: only cron triggers have a schedule", field="cron_schedule"
-                )
-            value = _validate_schedule(value, now)
-        else:
-            raise Invalid(f"{name}: unknown field", field=name, code="unknown_field")
+    for name, value in changes.items():
+        if name == "filter" and trigger.type is TriggerType.CRON:
+            if value:
+                raise kind_error("filter")
+            continue
+        if name == "cron_schedule" and trigger.type is not TriggerType.CRON:
+            raise kind_error("cron_schedule")
         if getattr(trigger, name) != value:
             setattr(trigger, name, value)
             changed.append(name)
@@ -288,7 +257,7 @@ def update_trigger(
         return trigger
     trigger.updated_at = now
     if "cron_schedule" in changed:
-        refresh_next_fire(session, trigger, automation.status, now)
+        _schedule(session, trigger, automation.status, now)
     session.flush()
     audit.record(
         session,
@@ -334,18 +303,9 @@ def regenerate_secret(
     trigger_id: uuid.UUID,
     previous_valid_for_seconds: int = 0,
 ) -> CreatedTrigger:
-    """A new secret, shown once. With ``previous_valid_for_seconds`` > 0 the old secret keeps
-    verifying until then (rotation without dropped events); 0 invalidates it at once."""
-    if (
-        isinstance(previous_valid_for_seconds, bool)
-        or not isinstance(previous_valid_for_seconds, int)
-        or not 0 <= previous_valid_for_seconds <= MAX_PREVIOUS_VALID_SECONDS
-    ):
-        raise Invalid(
-            f"previous_valid_for_seconds: must be between 0 and {MAX_PREVIOUS_VALID_SECONDS} "
-            "(7 days)",
-            field="previous_valid_for_seconds",
-        )
+    """A new secret, shown once. With ``previous_valid_for_seconds`` (0 to
+    :data:`MAX_PREVIOUS_VALID_SECONDS`, checked by the schema) the old secret keeps verifying
+    until then (rotation without dropped events); 0 invalidates it at once."""
     automation, trigger = get_trigger(session, principal, automation_id, trigger_id, write=True)
     if trigger.type is not TriggerType.WEBHOOK:
         raise Invalid(

@@ -76,12 +76,17 @@ def test_secrets_are_encrypted_and_never_listed_or_logged(
 
 def test_plaintext_when_no_keys(api: Api, pg_session: Session, clock: FrozenClock) -> None:
     from shared.accounts.authz import load_principal
-    from shared.triggers.service import create_trigger
+    from shared.triggers.service import NewTrigger, create_trigger
 
     principal = load_principal(pg_session, api.world.owner.user)
     auto = api.create_automation()
     created = create_trigger(
-        pg_session, clock, Keyring([]), principal, uuid.UUID(auto["id"]), {"type": "webhook"}
+        pg_session,
+        clock,
+        Keyring([]),
+        principal,
+        uuid.UUID(auto["id"]),
+        NewTrigger(type=TriggerType.WEBHOOK),
     )
     assert created.secret is not None
     assert created.trigger.webhook_secret == created.secret.hex

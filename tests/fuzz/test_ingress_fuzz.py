@@ -95,9 +95,9 @@ def _assert_still_serving(harness: GatewayHarness, tid: uuid.UUID) -> None:
 def _assert_processable(harness: GatewayHarness, event_ids: set[uuid.UUID]) -> None:
     """Every accepted event is stored and the pipeline takes it to a final status."""
     try:
+        from shared.events.backends import open_store
         from shared.events.options import PipelineOptions
         from shared.events.pipeline import process_event
-        from shared.events.store import open_store
     except ImportError:  # pragma: no cover - the pipeline is another item of the issue
         process_event = None
     with Session(harness.engine, expire_on_commit=False) as session:

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.events.backends import open_store
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import Outcome, process_event
-from shared.events.store import open_store
 from shared.infra.clock import Clock
 from shared.models import AutomationEvent, ChatMessage, EventStatus
 

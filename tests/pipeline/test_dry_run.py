@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.automations.dry_run_engine import dry_run
+from shared.automations.dry_run import dry_run
 from shared.infra.clock import FrozenClock
 from shared.models import AutomationEvent, Chat, ChatMessage, User
 from tests import factories as f

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from shared.chats.matching import find_matching_chat, matching_chat_query
 from shared.events import store_postgres
+from shared.events.backends import open_store
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import Outcome, process_event
-from shared.events.store import open_store
 from shared.infra.clock import FrozenClock
 from shared.infra.db.engine import make_engine
 from shared.infra.db.uow import Database

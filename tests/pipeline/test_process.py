@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.errors import describe_error
+from shared.events.backends import open_store
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import (
     DROPPED_DISABLED,
@@ -20,7 +21,6 @@ from shared.events.pipeline import (
     mark_failed,
     process_event,
 )
-from shared.events.store import open_store
 from shared.infra.clock import FrozenClock
 from shared.models import (
     Automation,

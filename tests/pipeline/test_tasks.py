@@ -17,9 +17,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from shared.errors import TransientDatabaseError, is_transient_db_error
+from shared.events.backends import open_store
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import process_event
-from shared.events.store import open_store
 from shared.infra.clock import FrozenClock
 from shared.infra.config import Settings
 from shared.infra.db.engine import make_engine, make_session_factory

@@ -15,9 +15,9 @@ from celery import Celery
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.events.backends import open_store
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import process_event
-from shared.events.store import open_store
 from shared.events.sweeper import sweep_pending
 from shared.infra.broker import producer_app
 from shared.infra.clock import FrozenClock, system_clock

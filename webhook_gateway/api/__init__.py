@@ -12,7 +12,17 @@ from flask import Flask, Response
 
 from shared import keys
 from shared.infra.crypto import Keyring
-from webhook_gateway.api import views  # noqa: F401  (registers the routes)
+
+# isort: off
+# Importing a module registers its routes, in this order (the OpenAPI document's order).
+from webhook_gateway.api import users  # noqa: F401
+from webhook_gateway.api import automations  # noqa: F401
+from webhook_gateway.api import triggers  # noqa: F401
+from webhook_gateway.api import events  # noqa: F401
+from webhook_gateway.api import dry_run  # noqa: F401
+from webhook_gateway.api import chats  # noqa: F401
+
+# isort: on
 from webhook_gateway.api.framework import bp, json_response, operation
 from webhook_gateway.api.openapi import build_openapi
 from webhook_gateway.context import Gateway, gateway

@@ -3,13 +3,21 @@
 The same classes validate requests and generate the OpenAPI document, so the two cannot
 drift. Request models reject unknown fields; text fields reject NUL characters (PostgreSQL
 cannot store them).
+
+This is the one place where input is validated (issue 14): besides the JSON Schema rules,
+request models run the domain's own rule functions (filters, label paths, cron schedules) and
+hand the domain typed values (``domain()`` / ``changes()``). A rule a JSON Schema cannot
+express raises the domain's :class:`~shared.errors.Invalid`, which pydantic lets through, so
+the answer keeps its specific code (``invalid_filter``, ``invalid_schedule``). The CLI
+validates its requests with the same models (:meth:`Body.check_json`).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self, cast
 
 from pydantic import (
     AfterValidator,
@@ -18,8 +26,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
+    model_validator,
 )
 
+from shared.automations.service import (
+    NAME_MAX,
+    RATE_LIMIT_MAX,
+    RATE_LIMIT_MIN,
+    AutomationChanges,
+    NewAutomation,
+    unique_ids,
+)
+from shared.errors import Invalid
+from shared.infra.clock import system_clock
 from shared.infra.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.models import (
     AutomationStatus,
@@ -30,7 +50,17 @@ from shared.models import (
     SiteRole,
     TriggerType,
 )
-from shared.triggers.service import MAX_PREVIOUS_VALID_SECONDS
+from shared.triggers.service import (
+    MAX_PREVIOUS_VALID_SECONDS,
+    SCHEDULE_MAX,
+    NewTrigger,
+    TriggerChanges,
+    kind_error,
+    validate_filter,
+    validate_label_paths,
+    validate_schedule,
+)
+from webhook_gateway.api.framework import validation_message
 
 NO_NUL = r"^[^\x00]*$"
 
@@ -59,11 +89,18 @@ def _whole_number(value: Any) -> Any:
 
 
 Text = Annotated[str, Field(pattern=NO_NUL)]
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")]
+#: stored without surrounding whitespace
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=NAME_MAX, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$"),
+    AfterValidator(str.strip),
+]
 LongText = Annotated[str, Field(max_length=100_000, pattern=NO_NUL)]
 ShortText = Annotated[str, Field(max_length=10_000, pattern=NO_NUL)]
 Ident = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
-RateLimit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole_number)]
+RateLimit = Annotated[
+    int, Field(ge=RATE_LIMIT_MIN, le=RATE_LIMIT_MAX), BeforeValidator(_whole_number)
+]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul_json)]
 LabelPaths = Annotated[
     dict[
@@ -72,7 +109,13 @@ LabelPaths = Annotated[
     ],
     Field(max_length=50),
 ]
-Schedule = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+#: stored without surrounding whitespace; parsed by the model (it depends on the trigger type)
+Schedule = Annotated[
+    str, Field(min_length=1, max_length=SCHEDULE_MAX, pattern=NO_NUL), AfterValidator(str.strip)
+]
+#: a set of ids, kept in the order given
+McpServerIds = Annotated[list[Ident], Field(max_length=100), AfterValidator(unique_ids)]
+ToolNames = Annotated[list[Ident], Field(max_length=500), AfterValidator(unique_ids)]
 
 
 class Request(BaseModel):
@@ -84,12 +127,27 @@ class Body(Request):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
 
+    @classmethod
+    def check_json(cls, data: Any) -> Self:
+        """Validate ``data`` exactly as the API validates it as a JSON body; every error is an
+        ``Invalid`` with the code, message and field the API would answer."""
+        try:
+            return cls.model_validate_json(json.dumps(data))
+        except ValidationError as exc:
+            code, message, field = validation_message(exc, "body")
+            raise Invalid(message, code=code, field=field) from None
+
 
 class Response(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
 
 # Errors ------------------------------------------------------------------------------------
+
+
+#: the error statuses documented for reading and for writing operations
+READ_ERRORS = (400, 401, 403, 404, 503)
+WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 503)
 
 
 class Error(Response):
@@ -126,10 +184,17 @@ class AutomationCreate(Body):
     description: ShortText = ""
     instructions: LongText = ""
     model_config_id: uuid.UUID | None = None
-    mcp_server_ids: Annotated[list[Ident], Field(max_length=100)] = []
-    allowed_tools: Annotated[list[Ident], Field(max_length=500)] = []
+    mcp_server_ids: McpServerIds = []
+    allowed_tools: ToolNames = []
     max_chat_creates_per_hour: RateLimit = 10
     max_messages_per_hour: RateLimit = 60
+
+    def domain(self) -> NewAutomation:
+        """The validated values, as the domain's input."""
+        data = self.model_dump()
+        data["mcp_server_ids"] = tuple(data["mcp_server_ids"])
+        data["allowed_tools"] = tuple(data["allowed_tools"])
+        return NewAutomation(**data)
 
 
 class AutomationUpdate(Body):
@@ -140,11 +205,15 @@ class AutomationUpdate(Body):
     description: ShortText = None  # type: ignore[assignment]
     instructions: LongText = None  # type: ignore[assignment]
     model_config_id: uuid.UUID | None = None
-    mcp_server_ids: Annotated[list[Ident], Field(max_length=100)] = None  # type: ignore[assignment]
-    allowed_tools: Annotated[list[Ident], Field(max_length=500)] = None  # type: ignore[assignment]
+    mcp_server_ids: McpServerIds = None  # type: ignore[assignment]
+    allowed_tools: ToolNames = None  # type: ignore[assignment]
     max_chat_creates_per_hour: RateLimit = None  # type: ignore[assignment]
     max_messages_per_hour: RateLimit = None  # type: ignore[assignment]
     status: AutomationStatus = None  # type: ignore[assignment]
+
+    def changes(self) -> AutomationChanges:
+        """The fields given (and only those)."""
+        return cast(AutomationChanges, self.model_dump(include=self.model_fields_set))
 
 
 class Automation(Response):
@@ -199,6 +268,31 @@ class TriggerCreate(Body):
     filter: JsonObject | None = None
     label_paths: LabelPaths | None = None
 
+    @model_validator(mode="after")
+    def _semantics(self) -> Self:
+        """Paths, the schedule, and which fields the type allows (checked in this order)."""
+        validate_label_paths(self.label_paths)
+        if self.type is TriggerType.WEBHOOK:
+            if self.cron_schedule is not None:
+                raise kind_error("cron_schedule")
+            validate_filter(self.filter)
+        else:
+            if self.filter:
+                raise kind_error("filter")
+            # The request has no clock of its own: the wall clock anchors the "fires within
+            # five years" check (the domain schedules with its injected clock).
+            validate_schedule(self.cron_schedule, system_clock.now())
+        return self
+
+    def domain(self) -> NewTrigger:
+        """The validated values, as the domain's input (no filter or labels: empty)."""
+        return NewTrigger(
+            type=self.type,
+            cron_schedule=self.cron_schedule,
+            filter=dict(self.filter or {}),
+            label_paths=dict(self.label_paths or {}),
+        )
+
 
 class TriggerUpdate(Body):
     """Only the fields given change; a null filter or label_paths clears it."""
@@ -206,6 +300,27 @@ class TriggerUpdate(Body):
     cron_schedule: Schedule = None  # type: ignore[assignment]
     filter: JsonObject | None = None
     label_paths: LabelPaths | None = None
+
+    @model_validator(mode="after")
+    def _semantics(self) -> Self:
+        """The schedule and paths; whether the trigger may have a schedule or a filter depends
+        on its stored type, which only the domain knows."""
+        if "cron_schedule" in self.model_fields_set:
+            validate_schedule(self.cron_schedule, system_clock.now())
+        validate_filter(self.filter)
+        validate_label_paths(self.label_paths)
+        return self
+
+    def changes(self) -> TriggerChanges:
+        """The fields given (and only those); null clears a filter or the label paths."""
+        changes: TriggerChanges = {}
+        if "cron_schedule" in self.model_fields_set:
+            changes["cron_schedule"] = self.cron_schedule
+        if "filter" in self.model_fields_set:
+            changes["filter"] = dict(self.filter or {})
+        if "label_paths" in self.model_fields_set:
+            changes["label_paths"] = dict(self.label_paths or {})
+        return changes
 
 
 class Trigger(Response):
@@ -298,6 +413,13 @@ class TestRequest(Body):
     )
     filter: JsonObject | None = None
     label_paths: LabelPaths | None = None
+
+    @model_validator(mode="after")
+    def _semantics(self) -> Self:
+        """A supplied filter or label paths must be valid as if they were saved."""
+        validate_filter(self.filter)
+        validate_label_paths(self.label_paths)
+        return self
 
 
 class TestResult(Response):

@@ -19,9 +19,9 @@ import uuid
 from celery import shared_task
 
 from shared.errors import TransientDatabaseError, describe_error
+from shared.events.backends import open_store
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import mark_failed, note_transient_error, process_event
-from shared.events.store import open_store
 from shared.events.sweeper import sweep_pending
 from shared.infra.broker import event_message
 from shared.infra.queues import PROCESS_EVENT, QUEUE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS

@@ -1,0 +1,33 @@
+"""``/automations/{automation_id}/test``: the dry run of an event, storing nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+from shared.automations import dry_run
+from webhook_gateway.api import schemas as s
+from webhook_gateway.api.framework import Ctx, operation
+
+
+@operation(
+    "POST",
+    "/automations/{automation_id}/test",
+    summary="Dry-run the filter, labels and chat match on a payload",
+    tag="automations",
+    response=s.TestResult,
+    body=s.TestRequest,
+    errors=s.WRITE_ERRORS,
+)
+def test_automation(ctx: Ctx, automation_id: uuid.UUID) -> s.TestResult:
+    """Stores nothing. Uses the supplied `filter` / `label_paths`, else the automation's."""
+    body: s.TestRequest = ctx.body
+    result = dry_run.test_automation(
+        ctx.session,
+        ctx.principal,
+        automation_id,
+        body.payload,
+        trigger_id=body.trigger_id,
+        filter=body.filter,  # absent and null alike: the trigger's
+        label_paths=body.label_paths,
+    )
+    return s.TestResult.model_validate(result)
