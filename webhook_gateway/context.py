@@ -32,8 +32,8 @@ class Gateway:
         return self.runtime.celery
 
     @contextmanager
-    def unit_of_work(self, *, single_statement: bool = False) -> Iterator[UnitOfWork]:
-        with self.runtime.unit_of_work(single_statement=single_statement) as uow:
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        with self.runtime.unit_of_work() as uow:
             yield uow
 
     def dispose(self) -> None:

@@ -209,7 +209,7 @@ def _reject_signature(
 def _trigger(gw: Gateway, state: IngressState, trigger_id: uuid.UUID) -> TriggerSnapshot | None:
     hit, trigger = state.triggers.get(trigger_id)
     if not hit:
-        with gw.unit_of_work(single_statement=True) as uow:
+        with gw.unit_of_work() as uow:
             trigger = load_trigger(uow.connection, state.keyring, trigger_id)
         state.triggers.put(trigger_id, trigger)
     return trigger
@@ -243,9 +243,8 @@ def _handle(
         return _reject_signature(gw, trigger, verdict, headers, len(body))
 
     payload = prepare_payload(body, gw.settings.stored_payload_max_bytes)
-    # One statement (the deduplicating insert), so no BEGIN/COMMIT round trips; the
-    # process_event message goes out after it committed.
-    with gw.unit_of_work(single_statement=True) as uow:
+    # The deduplicating insert; the process_event message goes out after it committed.
+    with gw.unit_of_work() as uow:
         recorded = record_event(
             uow.connection, gw.clock, trigger, delivery_id_from(headers), payload
         )

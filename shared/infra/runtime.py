@@ -69,8 +69,8 @@ class Runtime:
         return self.db.publisher  # type: ignore[return-value]
 
     @contextmanager
-    def unit_of_work(self, *, single_statement: bool = False) -> Iterator[UnitOfWork]:
-        with self.db.unit(single_statement=single_statement) as uow:
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        with self.db.unit() as uow:
             yield uow
 
     def reset_after_fork(self) -> None:

@@ -55,9 +55,9 @@ class AutomationsTask(Task):  # type: ignore[misc]
         return runtime_of(self.app)
 
     @contextmanager
-    def unit_of_work(self, *, single_statement: bool = False) -> Iterator[UnitOfWork]:
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
         try:
-            with self.runtime.unit_of_work(single_statement=single_statement) as uow:
+            with self.runtime.unit_of_work() as uow:
                 yield uow
         except TransientDatabaseError:
             raise

@@ -133,7 +133,18 @@ class UnitOfWork:
             self._session.close()
             self._session = None
         if self._conn is not None and self._nested is None:
-            self._conn.close()
+            try:
+                self._conn.close()
+            except Exception:
+                # Returning a connection whose server went away can fail while the pool
+                # resets it (psycopg2 raises from set_isolation_level on a dead socket). The
+                # unit's own outcome stands (committed, or its error propagates): discard
+                # the connection instead of letting checkin mask that outcome.
+                log.debug("discarding a connection that failed to close", exc_info=True)
+                try:
+                    self._conn.invalidate()
+                except Exception:
+                    pass
         self._conn = None
         self._nested = None
 
@@ -168,22 +179,17 @@ class Database:
     def __init__(self, bind: Engine | Connection, publisher: TaskPublisher | None = None) -> None:
         self.bind = bind
         self.publisher = publisher
-        # Single-statement units skip BEGIN/COMMIT round trips on PostgreSQL: same pool, the
-        # connection is switched to autocommit for the checkout (a client-side flag).
-        self._autocommit = (
-            bind
-            if isinstance(bind, Connection) or bind.dialect.name == "sqlite"
-            else bind.execution_options(isolation_level="AUTOCOMMIT")
-        )
 
     @contextmanager
-    def unit(self, *, single_statement: bool = False) -> Iterator[UnitOfWork]:
+    def unit(self) -> Iterator[UnitOfWork]:
         """A unit of work: commit on success, roll back on an exception, then publish.
 
-        ``single_statement``: the unit writes with at most one statement, so it needs no
-        transaction of its own on PostgreSQL (each statement commits as it returns).
+        Always a real transaction: an autocommit checkout (``isolation_level`` as an execution
+        option) would save BEGIN/COMMIT for single-statement units, but SQLAlchemy resets
+        that option when the connection is checked in, and on a connection whose server died
+        the reset raises before the connection is returned, leaking a pool slot.
         """
-        uow = UnitOfWork(self._autocommit if single_statement else self.bind)
+        uow = UnitOfWork(self.bind)
         try:
             yield uow
             uow.commit()
