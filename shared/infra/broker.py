@@ -112,6 +112,3 @@ class Publisher:
             if self.on_failure is not None:
                 self.on_failure(messages)
             raise
-
-    def publish_events(self, event_ids: Sequence[object]) -> None:
-        self.publish([event_message(e) for e in event_ids])

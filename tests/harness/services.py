@@ -41,9 +41,10 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -315,10 +316,13 @@ class ThrowawayRedis:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_throwaway_postgres(max_connections: int = 300) -> ThrowawayPostgres:
-    """A started :class:`ThrowawayPostgres` (one more port tried if the first was taken)."""
+_Server = TypeVar("_Server", "ThrowawayPostgres", "ThrowawayRedis")
+
+
+def _started(make: Callable[[], _Server]) -> _Server:
+    """A started server from ``make`` (one more port tried if the first was taken)."""
     for attempt in range(2):
-        server = ThrowawayPostgres(max_connections)
+        server = make()
         try:
             server.start()
             return server
@@ -327,20 +331,16 @@ def start_throwaway_postgres(max_connections: int = 300) -> ThrowawayPostgres:
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+def start_throwaway_postgres(max_connections: int = 300) -> ThrowawayPostgres:
+    """A started :class:`ThrowawayPostgres`."""
+    return _started(lambda: ThrowawayPostgres(max_connections))
 
 
 def start_throwaway_redis() -> ThrowawayRedis:
-    """A started :class:`ThrowawayRedis` (one more port tried if the first was taken)."""
-    for attempt in range(2):
-        server = ThrowawayRedis()
-        try:
-            server.start()
-            return server
-        except ServiceUnavailable:
-            server.close()
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+    """A started :class:`ThrowawayRedis`."""
+    return _started(ThrowawayRedis)
 
 
 # --- what the suite uses -------------------------------------------------------------------

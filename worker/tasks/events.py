@@ -13,6 +13,7 @@ and the failure handling of ``process_event``:
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
@@ -24,19 +25,16 @@ from shared.events.options import PipelineOptions
 from shared.events.pipeline import mark_failed, note_transient_error, process_event
 from shared.events.sweeper import sweep_pending
 from shared.infra.broker import event_message
+from shared.infra.config import Settings
 from shared.infra.queues import PROCESS_EVENT, QUEUE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
 from worker.tasks.base import AutomationsTask
 
 log = logging.getLogger(__name__)
 
 
-def _options(task: AutomationsTask) -> PipelineOptions:
-    rt = task.runtime
-    options: PipelineOptions | None = getattr(rt, "pipeline_options", None)
-    if options is None:
-        options = PipelineOptions.from_settings(rt.settings)
-        rt.pipeline_options = options  # type: ignore[attr-defined]
-    return options
+@functools.lru_cache(maxsize=8)
+def _options(settings: Settings) -> PipelineOptions:
+    return PipelineOptions.from_settings(settings)
 
 
 @shared_task(name=PROCESS_EVENT, base=AutomationsTask, bind=True, queue=QUEUE_EVENTS)
@@ -48,7 +46,7 @@ def process_event_task(self: AutomationsTask, event_id: str) -> str | None:
         log.error("process_event: not an event id: %r", event_id)
         return None
     clock = self.runtime.clock
-    options = _options(self)
+    options = _options(self.runtime.settings)
     try:
         try:
             with self.unit_of_work() as uow:

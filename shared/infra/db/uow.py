@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
@@ -27,25 +27,12 @@ __all__ = ["Database", "TaskMessage", "TaskPublisher", "UnitOfWork", "Units"]
 log = logging.getLogger(__name__)
 
 
-class TaskMessage(tuple[str, tuple[Any, ...], str]):
-    """``(task name, positional args, queue)`` of a task to publish after commit."""
+class TaskMessage(NamedTuple):
+    """A task to publish after commit: its name, positional args and queue."""
 
-    __slots__ = ()
-
-    def __new__(cls, name: str, args: Sequence[Any], queue: str) -> TaskMessage:
-        return super().__new__(cls, (name, tuple(args), queue))
-
-    @property
-    def name(self) -> str:
-        return self[0]
-
-    @property
-    def args(self) -> tuple[Any, ...]:
-        return self[1]
-
-    @property
-    def queue(self) -> str:
-        return self[2]
+    name: str
+    args: tuple[Any, ...]
+    queue: str
 
 
 class TaskPublisher(Protocol):
@@ -95,21 +82,13 @@ class UnitOfWork:
             )
         return self._session
 
-    @property
-    def dialect_name(self) -> str:
-        return self._bind.dialect.name
-
     def enqueue(self, name: str, args: Sequence[Any], queue: str) -> None:
         """Publish this task once the transaction committed (never if it rolls back)."""
-        self._messages.append(TaskMessage(name, args, queue))
+        self._messages.append(TaskMessage(name, tuple(args), queue))
 
     def after_commit(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` once the transaction committed, after the queued tasks went out."""
         self._hooks.append(fn)
-
-    @property
-    def queued(self) -> tuple[TaskMessage, ...]:
-        return tuple(self._messages)
 
     def commit(self) -> None:
         if self._session is not None:
