@@ -16,7 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.infra.db.base import Base, enum_type, new_id, partial_index
-from shared.models.enums import AutomationStatus, EventStatus, TriggerType
+from shared.models.enums import AutomationStatus, ChatScope, EventStatus, TriggerType
 
 
 class ModelConfig(Base):
@@ -69,6 +69,13 @@ class Automation(Base):
     )
     max_chat_creates_per_hour: Mapped[int] = mapped_column(Integer, default=10)
     max_messages_per_hour: Mapped[int] = mapped_column(Integer, default=60)
+    #: which chats an event may continue: this automation's own, or any of the owner's
+    #: chats in the organization (SPEC 5 step 4)
+    chat_scope: Mapped[ChatScope] = mapped_column(
+        enum_type(ChatScope, "chat_scope"),
+        default=ChatScope.AUTOMATION,
+        server_default=ChatScope.AUTOMATION.value,
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -113,6 +120,10 @@ class AutomationTrigger(Base):
     next_fire_at: Mapped[datetime | None]
     filter: Mapped[dict[str, Any]] = mapped_column(default=dict)
     label_paths: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: webhook triggers: the sender's event types accepted (empty: all; SPEC 4.2.1)
+    event_types: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    #: sandboxed Jinja2 replacing the payload part of the chat message (SPEC 5 step 7)
+    message_template: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -142,6 +153,9 @@ class AutomationEvent(Base):
             where="status IN ('created', 'continued')",
         ),
         partial_index("ix_automation_events_pending", "received_at", where="status = 'pending'"),
+        partial_index(
+            "ix_automation_events_replay_of", "replay_of", where="replay_of IS NOT NULL"
+        ),
         # For ON DELETE SET NULL of a chat and the events of a chat. Partial: most events
         # reference no chat, or only one of the two, and an index entry is written for each
         # event insert and each (never HOT) status update. Lookups by trigger_id use the
@@ -167,6 +181,14 @@ class AutomationEvent(Base):
     )
     received_at: Mapped[datetime]
     delivery_id: Mapped[str | None] = mapped_column(String(200))
+    #: the sender's event type (``X-GitHub-Event`` and the like; SPEC 4.2.1)
+    event_type: Mapped[str | None] = mapped_column(String(200))
+    #: the request headers, lower-cased, without secrets
+    headers: Mapped[dict[str, Any] | None]
+    #: the event this one replays (SPEC 5, Replay)
+    replay_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("automation_events.id", ondelete="SET NULL")
+    )
     payload: Mapped[dict[str, Any]]
     #: the whole body while the event is pending, only when ``payload`` had to be truncated
     #: (SPEC 4.4: filters and labels see the whole body); cleared once processed.

@@ -14,6 +14,13 @@ class TriggerType(enum.StrEnum):
     CRON = "cron"
 
 
+class ChatScope(enum.StrEnum):
+    """Which chats an automation's events may continue (SPEC 5 step 4)."""
+
+    AUTOMATION = "automation"
+    ORGANIZATION = "organization"
+
+
 class EventStatus(enum.StrEnum):
     PENDING = "pending"
     FILTERED = "filtered"

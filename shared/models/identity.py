@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.infra.db.base import Base, enum_type, new_id
@@ -29,6 +29,8 @@ class User(Base):
     site_role: Mapped[SiteRole] = mapped_column(
         enum_type(SiteRole, "site_role"), default=SiteRole.MEMBER
     )
+    #: a deactivated user's tokens stop working at once (SPEC 8a)
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
