@@ -128,17 +128,21 @@ def load_principal(
 
 
 def authenticate(session: Session, clock: Clock, token: str) -> Principal | None:
-    """The principal of a bearer token, or None when unknown, revoked or expired."""
+    """The principal of a bearer token, or None when unknown, revoked, expired or its user is
+    deactivated.
+
+    Reads the key and its user from the database on every request, with no cache, so a
+    revocation or deactivation is refused by every process from its next request on."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     key = session.scalar(select(ApiKey).where(ApiKey.token_hash == hash_token(token)))
     if key is None or key.revoked_at is not None:
         return None
     now = clock.now()
-    if key.expires_at is not None and key.expires_at <= now:
+    if token_expired(key, now):
         return None
     user = session.get(User, key.user_id)
-    if user is None:
+    if user is None or not user.active:
         return None
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         key.last_used_at = now

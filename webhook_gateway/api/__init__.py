@@ -16,6 +16,7 @@ from shared.infra.crypto import Keyring
 # isort: off
 # Importing a module registers its routes, in this order (the OpenAPI document's order).
 from webhook_gateway.api import users  # noqa: F401
+from webhook_gateway.api import tokens  # noqa: F401
 from webhook_gateway.api import automations  # noqa: F401
 from webhook_gateway.api import triggers  # noqa: F401
 from webhook_gateway.api import events  # noqa: F401

@@ -198,7 +198,7 @@ def _authenticate(session: Session, gw: Gateway) -> Principal:
         raise ApiError(
             401,
             "invalid_token",
-            "Authorization: token is unknown, revoked or expired",
+            "Authorization: token is unknown, revoked or expired, or its user is deactivated",
             "Authorization",
             **challenge,
         )

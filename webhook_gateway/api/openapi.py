@@ -21,7 +21,7 @@ _STATUS_TEXT = {
     201: "Created",
     204: "No content",
     400: "Invalid request: the message names the field",
-    401: "Missing, unknown, revoked or expired token",
+    401: "Missing, unknown, revoked or expired token, or a deactivated user",
     403: "The token lacks the scope this operation needs",
     404: "Not found, or not visible to the caller",
     409: "Conflict (e.g. duplicate name)",

@@ -1,0 +1,43 @@
+"""The CLI's timestamp argument: accepts what the CLI itself prints, and RFC 3339.
+
+Accepted: ``2026-12-05T23:04:30Z``, ``2026-12-05T23:04:30.123456+00:00``,
+``2026-12-05 23:04:30`` (a space instead of ``T``), ``2026-12-05T23:04`` and a bare date
+``2026-12-05`` (midnight). Without an offset the time is UTC, the zone the CLI prints in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An aware datetime; ``ValueError`` with the accepted forms when ``text`` is none."""
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a timestamp: use e.g. 2026-12-05T23:04:30Z, "
+            "'2026-12-05 23:04:30' (UTC) or 2026-12-05"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+class Timestamp(click.ParamType):
+    name = "TIMESTAMP"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_timestamp(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+TIMESTAMP = Timestamp()
