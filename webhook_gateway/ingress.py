@@ -1,12 +1,18 @@
 """``POST /api/v1/automations/triggers/<trigger_id>/webhook`` (SPEC 4).
 
 Order of work: size limit (Content-Length, then a capped streaming read) → trigger lookup
-(404) → disabled automation (202 ignored) → signature (401 + throttled error event) →
-delivery-id dedup → insert the ``pending`` event and commit → publish → 202, in one unit of
-work (the publish is its after-commit work; a failed publish leaves the event ``pending``
-for the sweeper and the answer is still 202, SPEC 4).
+(404) → disabled automation (202 ignored) → signature (401 with its reason + an error event
+folded per reason) → delivery-id dedup → insert the ``pending`` event with its event type and
+headers, and commit → publish → 202, in one unit of work (the publish is its after-commit
+work; a failed publish leaves the event ``pending`` for the sweeper and the answer is still
+202, SPEC 4).
 A 202 with an event id always means the event is committed. The view stays thin: the
-domain logic lives in :mod:`shared.ingest`.
+domain logic lives in :mod:`shared.events.ingest`.
+
+The trigger usually comes from the process's cache. Another process may have regenerated the
+secret since, so the verdict against a cached snapshot is not final (SPEC 4.2.2, see
+:mod:`shared.triggers.lookup`): an ``invalid`` signature is checked again against a fresh
+load (throttled per trigger), and an accepted one against a snapshot past its accept age.
 
 Served by :class:`IngressMiddleware` in front of the Flask app, on the raw WSGI environ:
 Flask's request context, URL matching and response objects cost about 180 µs of CPU per
@@ -36,11 +42,23 @@ from shared.errors import (
     error_body,
     is_transient_db_error,
 )
-from shared.events.ingest import delivery_id_from, record_bad_signature, record_event
+from shared.events.ingest import (
+    delivery_id_from,
+    event_type_from,
+    record_bad_signature,
+    record_event,
+    stored_headers,
+)
 from shared.events.payload import prepare_payload
 from shared.infra.broker import event_message
 from shared.infra.crypto import Keyring
-from shared.triggers.lookup import TriggerCache, TriggerSnapshot, load_trigger, parse_trigger_id
+from shared.triggers.lookup import (
+    CachedTrigger,
+    TriggerCache,
+    TriggerSnapshot,
+    load_trigger,
+    parse_trigger_id,
+)
 from shared.triggers.signatures import GITHUB_HEADER, STANDARD_SIGNATURE_HEADER, Verdict, verify
 from webhook_gateway import access_log
 from webhook_gateway.context import Gateway, gateway
@@ -56,13 +74,26 @@ _PATH_SUFFIX = "/webhook"
 _RULE = f"{_PATH_PREFIX}<trigger_id>{_PATH_SUFFIX}"
 _READ_CHUNK = 64 * 1024
 _EXTENSION = "automations.ingress"
+#: the 401 messages: the reason first (SPEC 4.2.1's word), then what to fix
 _SIGNATURE_MESSAGES = {
     Verdict.MISSING: (
-        "missing signature: send X-Hub-Signature-256 (GitHub) or webhook-id, "
+        "signature missing: send X-Hub-Signature-256 (GitHub) or webhook-id, "
         "webhook-timestamp and webhook-signature (Standard Webhooks)"
     ),
-    Verdict.INVALID: "signature verification failed",
-    Verdict.STALE: "webhook-timestamp is outside the tolerance of 300 seconds",
+    Verdict.INVALID: (
+        "signature invalid: it was not made with this trigger's secret over this body"
+    ),
+    Verdict.TIMESTAMP_OUT_OF_TOLERANCE: (
+        "signature timestamp_out_of_tolerance: webhook-timestamp is more than 300 seconds "
+        "away from the gateway's clock"
+    ),
+}
+_MALFORMED_MESSAGES = {
+    GITHUB_HEADER: "signature malformed: X-Hub-Signature-256 must be sha256=<64 hex digits>",
+    STANDARD_SIGNATURE_HEADER: (
+        "signature malformed: webhook-timestamp must be an integer (Unix seconds) and "
+        "webhook-signature must hold at least one v1,<base64> entry"
+    ),
 }
 
 
@@ -181,6 +212,12 @@ def _signature_header(headers: dict[str, str]) -> str | None:
     return None
 
 
+def _signature_message(verdict: Verdict, signature_header: str | None) -> str:
+    if verdict is Verdict.MALFORMED:
+        return _MALFORMED_MESSAGES[signature_header or STANDARD_SIGNATURE_HEADER]
+    return _SIGNATURE_MESSAGES[verdict]
+
+
 def _reject_signature(
     gw: Gateway,
     trigger: TriggerSnapshot,
@@ -188,14 +225,11 @@ def _reject_signature(
     headers: dict[str, str],
     size: int,
 ) -> _Outcome:
-    details = {
-        "_signature_failed": verdict.value,
-        "_signature_header": _signature_header(headers),
-        "_original_size": size,
-    }
+    signature_header = _signature_header(headers)
+    details = {"_signature_header": signature_header, "_original_size": size}
     try:
         with gw.unit_of_work() as uow:
-            record_bad_signature(uow.connection, gw.clock, trigger, details)
+            record_bad_signature(uow.connection, gw.clock, trigger, verdict.value, details)
     except SQLAlchemyError as exc:
         # the answer is still 401: the request is unauthenticated either way
         log.warning(
@@ -203,15 +237,65 @@ def _reject_signature(
             trigger.trigger_id,
             describe_error(exc),
         )
-    return _Outcome("bad_signature", _error(401, "invalid_signature", _SIGNATURE_MESSAGES[verdict]))
+    message = _signature_message(verdict, signature_header)
+    return _Outcome("bad_signature", _error(401, "invalid_signature", message))
 
 
-def _trigger(gw: Gateway, state: IngressState, trigger_id: uuid.UUID) -> TriggerSnapshot | None:
-    hit, trigger = state.triggers.get(trigger_id)
-    if not hit:
-        with gw.unit_of_work() as uow:
-            trigger = load_trigger(uow.connection, state.keyring, trigger_id)
-        state.triggers.put(trigger_id, trigger)
+def _load(gw: Gateway, state: IngressState, trigger_id: uuid.UUID) -> TriggerSnapshot | None:
+    """A fresh snapshot from the database, which then replaces the cached one."""
+    with gw.unit_of_work() as uow:
+        trigger = load_trigger(uow.connection, state.keyring, trigger_id)
+    state.triggers.put(trigger_id, trigger)
+    return trigger
+
+
+def _usable(trigger: TriggerSnapshot | None) -> TriggerSnapshot:
+    """The trigger if the request can be verified against it, else the final answer."""
+    if trigger is None or not trigger.is_webhook:
+        raise _not_found()
+    if trigger.disabled:
+        raise _Outcome("ignored", _json(202, {"status": "ignored"}))
+    if trigger.secret_error is not None:
+        raise _unavailable(
+            "the trigger's secret cannot be decrypted with the configured keys; "
+            "the operator must fix AUTOMATIONS_ENCRYPTION_KEYS"
+        )
+    return trigger
+
+
+def _recheck(
+    state: IngressState, cached: CachedTrigger | None, trigger_id: uuid.UUID, verdict: Verdict
+) -> bool:
+    """Whether a verdict reached against the cached entry must be checked again against a
+    fresh load (SPEC 4.2.2): a failure that depends on the secrets, unless the trigger was
+    force-reloaded in the last second; an acceptance by a snapshot past its accept age."""
+    if cached is None:
+        return False  # the snapshot was loaded for this request
+    if verdict is Verdict.INVALID:
+        return state.triggers.claim_forced_reload(trigger_id)
+    if verdict is Verdict.OK:
+        return not state.triggers.may_accept(cached)
+    return False  # missing, malformed, out of tolerance: no secret would change them
+
+
+def _verified(
+    gw: Gateway,
+    state: IngressState,
+    trigger_id: uuid.UUID,
+    headers: dict[str, str],
+    body: bytes,
+) -> TriggerSnapshot:
+    """The trigger, once the request's signature is verified against it; otherwise raises
+    the final answer (404, 202 ignored, 503, 401)."""
+    cached = state.triggers.entry(trigger_id)
+    trigger = _usable(cached.snapshot if cached is not None else _load(gw, state, trigger_id))
+    now = gw.clock.now()
+    verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
+    if _recheck(state, cached, trigger_id, verdict):
+        trigger = _usable(_load(gw, state, trigger_id))
+        verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
+    if verdict is not Verdict.OK:
+        raise _reject_signature(gw, trigger, verdict, headers, len(body))
     return trigger
 
 
@@ -225,28 +309,20 @@ def _handle(
     trigger_id = parse_trigger_id(raw_trigger_id)
     if trigger_id is None:
         raise _not_found()
-    trigger = _trigger(gw, state, trigger_id)
-    if trigger is None or not trigger.is_webhook:
-        raise _not_found()
-    if trigger.disabled:
-        return _Outcome("ignored", _json(202, {"status": "ignored"}))
-    if trigger.secret_error is not None:
-        return _unavailable(
-            "the trigger's secret cannot be decrypted with the configured keys; "
-            "the operator must fix AUTOMATIONS_ENCRYPTION_KEYS"
-        )
-
     headers = _headers(environ)
-    now = gw.clock.now()
-    verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
-    if verdict is not Verdict.OK:
-        return _reject_signature(gw, trigger, verdict, headers, len(body))
+    trigger = _verified(gw, state, trigger_id, headers, body)
 
     payload = prepare_payload(body, gw.settings.stored_payload_max_bytes)
     # The deduplicating insert; the process_event message goes out after it committed.
     with gw.unit_of_work() as uow:
         recorded = record_event(
-            uow.connection, gw.clock, trigger, delivery_id_from(headers), payload
+            uow.connection,
+            gw.clock,
+            trigger,
+            delivery_id_from(headers),
+            payload,
+            event_type=event_type_from(headers, body, payload),
+            headers=stored_headers(headers),
         )
         if not recorded.duplicate:
             uow.enqueue(*event_message(recorded.event_id))

@@ -2,6 +2,17 @@
 
 Plain functions over a session (an ORM Session or a Core Connection; the gateway uses the
 latter on its hot path) and a clock; the caller owns the transaction and commits.
+
+An accepted event keeps the request's headers (SPEC 4.2.1) because whoever reads the event
+log needs them to tell deliveries and senders apart, minus every header that carries a
+credential: the event log is readable by everyone who may read the automation, and a stored
+secret would outlive its rotation. The copy is bounded (:data:`MAX_STORED_HEADERS`,
+:data:`MAX_HEADER_VALUE_CHARS`) so a sender cannot grow a row with headers. The event type
+comes from the sender's own header, or from the body for Standard Webhooks, which has no such
+header.
+
+Rejected signatures are recorded folded per trigger, window and reason (the reason is part of
+the key: folding on the error text alone counted every later reason under the first one).
 """
 
 from __future__ import annotations
@@ -13,7 +24,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import JSON, Table, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -27,24 +40,61 @@ __all__ = [
     "BAD_SIGNATURE_ERROR",
     "BAD_SIGNATURE_WINDOW",
     "DELIVERY_ID_HEADERS",
+    "EVENT_TYPE_HEADERS",
     "MAX_DELIVERY_ID_LENGTH",
+    "MAX_EVENT_TYPE_LENGTH",
+    "MAX_HEADER_NAME_CHARS",
+    "MAX_HEADER_VALUE_CHARS",
+    "MAX_STORED_HEADERS",
+    "SECRET_HEADERS",
     "RecordedEvent",
     "count_events",
     "delivery_id_from",
+    "event_type_from",
     "record_bad_signature",
     "record_event",
+    "stored_headers",
 ]
 
 #: sender delivery-id headers, in order of preference
 DELIVERY_ID_HEADERS = ("X-GitHub-Delivery", "webhook-id", "Idempotency-Key")
 MAX_DELIVERY_ID_LENGTH = 200
+#: sender event-type headers (lower-case), in order of preference: GitHub, GitLab, Bitbucket
+EVENT_TYPE_HEADERS = ("x-github-event", "x-gitlab-event", "x-event-key")
+#: the ``event_type`` column's length
+MAX_EVENT_TYPE_LENGTH = 200
+#: headers never stored: credentials and signatures (lower-case)
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-hub-signature",
+        "x-hub-signature-256",
+        "webhook-signature",
+        "x-gitlab-token",
+    }
+)
+#: at most this many headers are stored (the first ones, in the order the server passed them)
+MAX_STORED_HEADERS = 100
+#: longer header names are cut to this many characters
+MAX_HEADER_NAME_CHARS = 200
+#: longer header values are cut to this many characters
+MAX_HEADER_VALUE_CHARS = 1000
+_STANDARD_ID_HEADER = "webhook-id"
 BAD_SIGNATURE_ERROR = "signature verification failed"
-#: at most one bad-signature row per trigger per window; more failures bump its counter
+#: at most one bad-signature row per trigger and reason per window; more failures bump its
+#: counter
 BAD_SIGNATURE_WINDOW = timedelta(minutes=1)
+#: the key of a bad-signature row's payload that holds the reason (SPEC 4.2.1)
+_REASON_KEY = "_signature_failed"
 #: namespace of the two-int advisory lock that serialises bad-signature bookkeeping
 _ADVISORY_NAMESPACE = 0x1A6E57
 
 _events = cast(Table, AutomationEvent.__table__)
+#: the ``headers`` column's type, binding Python None as SQL NULL (not JSON ``null``)
+_NULLABLE_JSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 @dataclass(frozen=True)
@@ -74,6 +124,68 @@ def delivery_id_from(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def _storable(text: str) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers to store with an accepted event: names lower-cased, :data:`SECRET_HEADERS`
+    removed, at most :data:`MAX_STORED_HEADERS` of them (the rest dropped), names cut to
+    :data:`MAX_HEADER_NAME_CHARS` and values to :data:`MAX_HEADER_VALUE_CHARS` characters."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in headers.items():
+        name = str(raw_name).lower()
+        if name in SECRET_HEADERS:
+            continue
+        name = _storable(name[:MAX_HEADER_NAME_CHARS])
+        if name in out:
+            continue
+        out[name] = _storable(str(raw_value)[:MAX_HEADER_VALUE_CHARS])
+        if len(out) >= MAX_STORED_HEADERS:
+            break
+    return out
+
+
+def _event_type_value(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = _storable(value.strip()[:MAX_EVENT_TYPE_LENGTH])
+    return value or None
+
+
+def _standard_type(body: bytes, payload: PreparedPayload) -> Any:
+    """The body's top-level ``type``. orjson first (fast, and the stored copy stays
+    unparsed); what it refuses but is still JSON (integers beyond 64 bits, lone surrogate
+    escapes) is read from the prepared payload, which the standard library parsed."""
+    if not payload.is_json:
+        return None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        value = payload.pending if payload.truncated else payload.stored
+    return value.get("type") if isinstance(value, dict) else None
+
+
+def event_type_from(
+    headers: Mapping[str, str], body: bytes, payload: PreparedPayload
+) -> str | None:
+    """The sender's event type (SPEC 4.2.1), at most :data:`MAX_EVENT_TYPE_LENGTH` characters;
+    None when the request names none.
+
+    The first non-empty :data:`EVENT_TYPE_HEADERS` header wins; a Standard Webhooks request
+    (it carries ``webhook-id``) without one uses its body's top-level string ``type``.
+    ``headers`` must have lower-case names (the ingress's own mapping has).
+    """
+    for name in EVENT_TYPE_HEADERS:
+        found = _event_type_value(headers.get(name))
+        if found is not None:
+            return found
+    if _STANDARD_ID_HEADER in headers:
+        return _event_type_value(_standard_type(body, payload))
+    return None
+
+
 def _json_value(value: Any) -> Any:
     # A JSON ``null`` body must be stored as JSON null, not SQL NULL.
     return JSON.NULL if value is None else value
@@ -85,6 +197,8 @@ _INSERT_COLUMNS = (
     "trigger_id",
     "received_at",
     "delivery_id",
+    "event_type",
+    "headers",
     "payload",
     "pending_payload",
     "status",
@@ -100,7 +214,10 @@ def _build_statements() -> dict[str, Any]:
     ``insert().on_conflict_do_nothing()`` is not cacheable and recompiling it on every request
     costs about a millisecond. The same SQL runs on PostgreSQL and SQLite (>= 3.35).
     """
-    params = [bindparam(name, type_=_events.c[name].type) for name in _INSERT_COLUMNS]
+    params = [
+        bindparam(name, type_=_NULLABLE_JSON if name == "headers" else _events.c[name].type)
+        for name in _INSERT_COLUMNS
+    ]
     columns = ", ".join(_INSERT_COLUMNS)
     placeholders = ", ".join(f":{name}" for name in _INSERT_COLUMNS)
     dedup = (
@@ -134,8 +251,14 @@ def record_event(
     trigger: TriggerSnapshot,
     delivery_id: str | None,
     payload: PreparedPayload,
+    *,
+    event_type: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> RecordedEvent:
     """Insert a ``pending`` event, or return the original one for a repeated delivery id.
+
+    ``headers`` is stored as given (pass :func:`stored_headers`' result: this function does
+    not filter); None stores SQL NULL. ``event_type`` is cut to the column's length.
 
     Race-free under concurrent duplicates: ``INSERT ... ON CONFLICT DO NOTHING`` waits for a
     concurrent insert of the same key to commit, then the SELECT sees the winner's row.
@@ -146,6 +269,8 @@ def record_event(
         "trigger_id": trigger.trigger_id,
         "received_at": clock.now(),
         "delivery_id": delivery_id,
+        "event_type": event_type[:MAX_EVENT_TYPE_LENGTH] if event_type else None,
+        "headers": dict(headers) if headers is not None else None,
         "payload": _json_value(payload.column_value),
         "pending_payload": _json_value(payload.pending) if payload.truncated else None,
         "status": EventStatus.PENDING,
@@ -181,14 +306,17 @@ def record_bad_signature(
     session: Session | Connection,
     clock: Clock,
     trigger: TriggerSnapshot,
+    reason: str,
     details: Mapping[str, Any],
 ) -> uuid.UUID:
     """Record a failed signature check as an ``error`` event, folding a flood.
 
-    At most one row per trigger per :data:`BAD_SIGNATURE_WINDOW`: later failures in the
-    window increment that row's ``occurrences``. ``details`` is small metadata about the
-    rejected request (never its body). On PostgreSQL a transaction-level advisory lock makes
-    concurrent failures fold into one row too. The row carries no delivery id, so a
+    At most one row per trigger and ``reason`` (a :class:`~shared.triggers.signatures.Verdict`
+    value, stored as ``payload._signature_failed``) per :data:`BAD_SIGNATURE_WINDOW`: later
+    failures for the same reason in the window increment that row's ``occurrences``, a
+    different reason gets its own row. ``details`` is small metadata about the rejected
+    request (never its body nor a signature). On PostgreSQL a transaction-level advisory lock
+    makes concurrent failures fold into one row too. The row carries no delivery id, so a
     correctly signed retry of the same delivery is still accepted.
     """
     now = clock.now()
@@ -205,6 +333,7 @@ def record_bad_signature(
             _events.c.error == BAD_SIGNATURE_ERROR,
             _events.c.received_at > now - BAD_SIGNATURE_WINDOW,
             _events.c.received_at <= now,
+            _events.c.payload[_REASON_KEY].as_string() == reason,
         )
         .order_by(_events.c.received_at.desc())
         .limit(1)
@@ -224,7 +353,7 @@ def record_bad_signature(
             trigger_id=trigger.trigger_id,
             received_at=now,
             delivery_id=None,
-            payload=dict(details),
+            payload={**details, _REASON_KEY: reason},
             status=EventStatus.ERROR,
             error=BAD_SIGNATURE_ERROR,
             occurrences=1,

@@ -1,8 +1,20 @@
-"""Trigger lookup for the ingress, with a short per-process TTL cache.
+"""Trigger lookup for the ingress, with a per-process TTL cache (SPEC 4.2.2).
 
 The snapshot is immutable and carries the decrypted secrets, so a cached lookup costs no
-database round trip and no AES. A regenerated or deleted secret stops working once the
-entry expires (``settings.trigger_cache_seconds``, a couple of seconds by default).
+database round trip and no AES. Every gateway process has its own cache and nothing tells it
+that an operator regenerated a secret, so a stale snapshot is handled by two rules instead:
+
+* A regenerated secret is valid at once: a signature that fails against a cached snapshot
+  (``invalid``, the only verdict that depends on the secrets) is checked again against a
+  fresh load before the 401, and the fresh snapshot replaces the cached one. A flood of bad
+  signatures must not turn into a flood of queries, so such forced reloads happen at most
+  once per :data:`FORCED_RELOAD_INTERVAL_SECONDS` per trigger and process
+  (:meth:`TriggerCache.claim_forced_reload`).
+* A replaced secret stops working within 5 s even when ``settings.trigger_cache_seconds`` is
+  longer: a signature accepted against a snapshot older than
+  :data:`ACCEPT_MAX_AGE_SECONDS` is checked against a fresh load too
+  (:meth:`TriggerCache.may_accept`). Misses, cron triggers and disabled automations stay
+  cached for the whole TTL.
 """
 
 from __future__ import annotations
@@ -23,9 +35,23 @@ from shared.infra.crypto import CryptoError, Keyring
 from shared.models import Automation, AutomationStatus, AutomationTrigger, TriggerType
 from shared.triggers.secrets import read_secret, valid_secrets
 
-__all__ = ["TriggerCache", "TriggerSnapshot", "load_trigger", "parse_trigger_id"]
+__all__ = [
+    "ACCEPT_MAX_AGE_SECONDS",
+    "FORCED_RELOAD_INTERVAL_SECONDS",
+    "CachedTrigger",
+    "TriggerCache",
+    "TriggerSnapshot",
+    "load_trigger",
+    "parse_trigger_id",
+]
 
 log = logging.getLogger(__name__)
+
+#: at most one forced reload (after a failed signature) per trigger per process this often
+FORCED_RELOAD_INTERVAL_SECONDS = 1.0
+#: a cached snapshot accepts signatures only this long after it was loaded (SPEC 4.2.2: a
+#: replaced secret is rejected within 5 s; the margin covers the load's own latency)
+ACCEPT_MAX_AGE_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +141,17 @@ def load_trigger(
     )
 
 
+@dataclass(frozen=True)
+class CachedTrigger:
+    """A cache entry: the snapshot (None: a cached "unknown trigger") and when it was loaded
+    (the injected clock's timestamp)."""
+
+    snapshot: TriggerSnapshot | None
+    loaded_at: float
+    #: when a forced reload of this trigger was last claimed (0: never)
+    forced_reload_at: float = 0.0
+
+
 class TriggerCache:
     """Bounded, thread-safe TTL cache of snapshots (and of misses) keyed by trigger id.
 
@@ -122,37 +159,82 @@ class TriggerCache:
     an entry whose timestamp lies in the future (clock stepped back) counts as expired.
     """
 
-    def __init__(self, clock: Clock, ttl_seconds: float, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        ttl_seconds: float,
+        max_entries: int = 10_000,
+        *,
+        forced_reload_interval: float = FORCED_RELOAD_INTERVAL_SECONDS,
+        accept_max_age: float = ACCEPT_MAX_AGE_SECONDS,
+    ) -> None:
         self._clock = clock
         self._ttl = ttl_seconds
         self._max = max_entries
+        self._reload_interval = forced_reload_interval
+        self._accept_max_age = accept_max_age
         self._lock = threading.Lock()
-        self._entries: OrderedDict[uuid.UUID, tuple[float, TriggerSnapshot | None]] = OrderedDict()
+        self._entries: OrderedDict[uuid.UUID, CachedTrigger] = OrderedDict()
 
-    def get(self, trigger_id: uuid.UUID) -> tuple[bool, TriggerSnapshot | None]:
-        """``(hit, snapshot)``; a hit with ``None`` is a cached "unknown trigger"."""
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
+
+    def entry(self, trigger_id: uuid.UUID) -> CachedTrigger | None:
+        """The live entry for ``trigger_id``, or None (never cached, expired, or caching off)."""
         if self._ttl <= 0:
-            return False, None
-        now = self._clock.now().timestamp()
+            return None
+        now = self._now()
         with self._lock:
             entry = self._entries.get(trigger_id)
             if entry is None:
-                return False, None
-            stored_at, snapshot = entry
-            if not stored_at <= now < stored_at + self._ttl:
+                return None
+            if not entry.loaded_at <= now < entry.loaded_at + self._ttl:
                 del self._entries[trigger_id]
-                return False, None
-            return True, snapshot
+                return None
+            return entry
+
+    def get(self, trigger_id: uuid.UUID) -> tuple[bool, TriggerSnapshot | None]:
+        """``(hit, snapshot)``; a hit with ``None`` is a cached "unknown trigger"."""
+        entry = self.entry(trigger_id)
+        if entry is None:
+            return False, None
+        return True, entry.snapshot
 
     def put(self, trigger_id: uuid.UUID, snapshot: TriggerSnapshot | None) -> None:
+        """Cache a freshly loaded snapshot (replacing any entry; its forced-reload claim is
+        kept, so that replacing the entry does not reopen the throttle)."""
         if self._ttl <= 0:
             return
-        now = self._clock.now().timestamp()
+        now = self._now()
         with self._lock:
-            self._entries[trigger_id] = (now, snapshot)
+            previous = self._entries.get(trigger_id)
+            claimed = previous.forced_reload_at if previous is not None else 0.0
+            self._entries[trigger_id] = CachedTrigger(snapshot, now, claimed)
             self._entries.move_to_end(trigger_id)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
+
+    def claim_forced_reload(self, trigger_id: uuid.UUID) -> bool:
+        """True when the caller may reload ``trigger_id`` from the database because a
+        signature failed against its cached snapshot; records the claim. False when another
+        forced reload of it was claimed less than ``forced_reload_interval`` ago, so that a
+        flood of bad signatures costs at most one query per trigger per interval."""
+        now = self._now()
+        with self._lock:
+            entry = self._entries.get(trigger_id)
+            if entry is None:
+                return True  # evicted or expired meanwhile: the caller's snapshot is old
+            last = entry.forced_reload_at
+            if last and last <= now < last + self._reload_interval:
+                return False
+            self._entries[trigger_id] = CachedTrigger(entry.snapshot, entry.loaded_at, now)
+            return True
+
+    def may_accept(self, entry: CachedTrigger) -> bool:
+        """Whether a signature verified against ``entry`` may be accepted without a fresh
+        load: only while the entry is younger than ``accept_max_age`` (SPEC 4.2.2)."""
+        now = self._now()
+        return entry.loaded_at <= now < entry.loaded_at + self._accept_max_age
 
     def clear(self) -> None:
         with self._lock:

@@ -7,6 +7,15 @@ Two schemes are accepted, chosen by the headers the request carries:
 * Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature: v1,<b64> ...``,
   HMAC-SHA256 of ``"{id}.{timestamp}." + body`` keyed by the raw 32 secret bytes.
 
+A failed check says why (:class:`Verdict`, SPEC 4.2.1), because a sender's operator fixes
+each cause differently: ``missing`` (no signature headers: the sender has no secret
+configured), ``malformed`` (a header that is not of its scheme's form: a proxy rewrote it, or
+a home-made signer is wrong), ``timestamp_out_of_tolerance`` (a Standard Webhooks clock more
+than 300 s off, or a replay) and ``invalid`` (well-formed, but no valid secret of the trigger
+produced it: a wrong or rotated secret, or a changed body). Only ``invalid`` depends on the
+secrets, so only an ``invalid`` verdict can change when the secret is regenerated (the
+ingress re-checks exactly those against the database, SPEC 4.2.2).
+
 Nothing here logs secrets or puts them in exception messages.
 """
 
@@ -58,10 +67,17 @@ class SecretForms:
 
 
 class Verdict(enum.Enum):
+    """The outcome of :func:`verify`; the values of the failures are SPEC 4.2.1's reasons."""
+
     OK = "ok"
+    #: no signature header of either scheme (or a Standard Webhooks id/timestamp absent)
     MISSING = "missing"
+    #: a signature header that is not of its scheme's form
+    MALFORMED = "malformed"
+    #: Standard Webhooks ``webhook-timestamp`` outside the tolerance window
+    TIMESTAMP_OUT_OF_TOLERANCE = "timestamp_out_of_tolerance"
+    #: well-formed, but made with none of the valid secrets (or over another body)
     INVALID = "invalid"
-    STALE = "stale"  # Standard Webhooks timestamp outside the tolerance window
 
 
 def generate_secret() -> SecretForms:
@@ -121,7 +137,11 @@ def verify(
 
     GitHub's header wins when both schemes are present. GitHub always sends lowercase hex;
     uppercase hex is accepted too (the received hex is lower-cased before the constant-time
-    comparison), but the ``sha256=`` prefix and the length of 64 hex digits are strict.
+    comparison), but the ``sha256=`` prefix and the length of 64 hex digits are strict
+    (anything else is :attr:`Verdict.MALFORMED`). Standard Webhooks requests are checked in
+    the order: id and timestamp present (else ``MISSING``), timestamp an integer and at least
+    one ``v1,<base64>`` entry (else ``MALFORMED``), timestamp within ``tolerance`` (else
+    ``TIMESTAMP_OUT_OF_TOLERANCE``), then the MACs.
     """
     lowered = {str(name).lower(): value for name, value in headers.items()}
     if GITHUB_HEADER in lowered:
@@ -134,7 +154,7 @@ def verify(
 def _verify_github(value: str, body: bytes, secrets: Sequence[str]) -> Verdict:
     match = _GITHUB_VALUE.fullmatch(value.strip())
     if match is None:
-        return Verdict.INVALID
+        return Verdict.MALFORMED
     received = match.group(1).lower().encode("ascii")
     ok = False
     for secret in secrets:
@@ -142,6 +162,23 @@ def _verify_github(value: str, body: bytes, secrets: Sequence[str]) -> Verdict:
         # No early exit: every secret is checked so timing doesn't reveal which one matched.
         ok |= hmac.compare_digest(expected.encode("ascii"), received)
     return Verdict.OK if ok else Verdict.INVALID
+
+
+def _standard_signatures(value: str) -> list[bytes]:
+    """The decoded ``v1`` entries of a ``webhook-signature`` header; other versions and
+    entries that are not non-empty base64 are skipped."""
+    received: list[bytes] = []
+    for entry in value.split():
+        version, sep, encoded = entry.partition(",")
+        if not sep or version != "v1":
+            continue
+        try:
+            decoded = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if decoded:
+            received.append(decoded)
+    return received
 
 
 def _verify_standard(
@@ -153,23 +190,15 @@ def _verify_standard(
 ) -> Verdict:
     webhook_id = headers.get(STANDARD_ID_HEADER, "").strip()
     raw_timestamp = headers.get(STANDARD_TIMESTAMP_HEADER, "").strip()
-    if not webhook_id or not _TIMESTAMP.fullmatch(raw_timestamp):
-        return Verdict.INVALID
-    timestamp = int(raw_timestamp)
-    if abs(now - timestamp) > tolerance:
-        return Verdict.STALE
-
-    received: list[bytes] = []
-    for entry in headers[STANDARD_SIGNATURE_HEADER].split():
-        version, sep, encoded = entry.partition(",")
-        if not sep or version != "v1":
-            continue
-        try:
-            received.append(base64.b64decode(encoded, validate=True))
-        except (binascii.Error, ValueError):
-            continue
+    if not webhook_id or not raw_timestamp:
+        return Verdict.MISSING
+    if not _TIMESTAMP.fullmatch(raw_timestamp):
+        return Verdict.MALFORMED
+    received = _standard_signatures(headers[STANDARD_SIGNATURE_HEADER])
     if not received:
-        return Verdict.INVALID
+        return Verdict.MALFORMED
+    if abs(now - int(raw_timestamp)) > tolerance:
+        return Verdict.TIMESTAMP_OUT_OF_TOLERANCE
 
     ok = False
     for secret in secrets:

@@ -123,13 +123,15 @@ def test_github_uses_utf8_of_hex_not_raw_bytes() -> None:
         "sha256 = " + "0" * 64,
     ],
 )
-def test_github_malformed_header_invalid(value: str) -> None:
-    assert verify({"X-Hub-Signature-256": value}, BODY, [SECRET], NOW) is Verdict.INVALID
+def test_github_header_not_of_the_form_is_malformed(value: str) -> None:
+    assert verify({"X-Hub-Signature-256": value}, BODY, [SECRET], NOW) is Verdict.MALFORMED
+    # malformed whatever the secrets: the verdict does not depend on them
+    assert verify({"X-Hub-Signature-256": value}, BODY, [], NOW) is Verdict.MALFORMED
 
 
-def test_github_truncated_real_signature_invalid() -> None:
+def test_github_truncated_real_signature_malformed() -> None:
     sig = sign_github(SECRET, BODY)
-    assert verify({"X-Hub-Signature-256": sig[:-1]}, BODY, [SECRET], NOW) is Verdict.INVALID
+    assert verify({"X-Hub-Signature-256": sig[:-1]}, BODY, [SECRET], NOW) is Verdict.MALFORMED
 
 
 def test_missing_when_no_signature_headers() -> None:
@@ -178,7 +180,7 @@ def test_standard_ignores_other_versions() -> None:
     headers = std_headers()
     b64 = headers["webhook-signature"].removeprefix("v1,")
     headers["webhook-signature"] = f"v1a,{b64} v2,{b64}"
-    assert verify(headers, BODY, [SECRET], NOW) is Verdict.INVALID
+    assert verify(headers, BODY, [SECRET], NOW) is Verdict.MALFORMED  # no v1 entry at all
     headers["webhook-signature"] = f"v1a,garbage v1,{b64}"
     assert verify(headers, BODY, [SECRET], NOW) is Verdict.OK
 
@@ -189,27 +191,36 @@ def test_standard_within_tolerance(offset: int) -> None:
 
 
 @pytest.mark.parametrize("offset", [-301, 301, -86_400])
-def test_standard_stale(offset: int) -> None:
-    assert verify(std_headers(ts=NOW + offset), BODY, [SECRET], NOW) is Verdict.STALE
+def test_standard_timestamp_out_of_tolerance(offset: int) -> None:
+    verdict = verify(std_headers(ts=NOW + offset), BODY, [SECRET], NOW)
+    assert verdict is Verdict.TIMESTAMP_OUT_OF_TOLERANCE
+    assert verdict.value == "timestamp_out_of_tolerance"
 
 
 def test_standard_custom_tolerance() -> None:
     headers = std_headers(ts=NOW - 60)
-    assert verify(headers, BODY, [SECRET], NOW, tolerance=30) is Verdict.STALE
+    assert verify(headers, BODY, [SECRET], NOW, tolerance=30) is Verdict.TIMESTAMP_OUT_OF_TOLERANCE
+
+
+def test_standard_out_of_tolerance_with_a_wrong_secret_is_still_a_timestamp_failure() -> None:
+    headers = std_headers(secret=OTHER, ts=NOW - 3600)
+    assert verify(headers, BODY, [SECRET], NOW) is Verdict.TIMESTAMP_OUT_OF_TOLERANCE
 
 
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp"])
 def test_standard_requires_id_and_timestamp(missing: str) -> None:
     headers = std_headers()
     del headers[missing]
-    assert verify(headers, BODY, [SECRET], NOW) is Verdict.INVALID
+    assert verify(headers, BODY, [SECRET], NOW) is Verdict.MISSING
+    headers[missing] = "  "  # present but empty: nothing was sent either
+    assert verify(headers, BODY, [SECRET], NOW) is Verdict.MISSING
 
 
-@pytest.mark.parametrize("ts", ["", "abc", "1.5", "-5", f"{NOW}.0", " "])
-def test_standard_non_integer_timestamp_invalid(ts: str) -> None:
+@pytest.mark.parametrize("ts", ["abc", "1.5", "-5", f"{NOW}.0", "1" * 13])
+def test_standard_non_integer_timestamp_malformed(ts: str) -> None:
     headers = std_headers()
     headers["webhook-timestamp"] = ts
-    assert verify(headers, BODY, [SECRET], NOW) is Verdict.INVALID
+    assert verify(headers, BODY, [SECRET], NOW) is Verdict.MALFORMED
 
 
 def test_standard_timestamp_is_signed() -> None:
@@ -224,11 +235,22 @@ def test_standard_id_is_signed() -> None:
     assert verify(headers, BODY, [SECRET], NOW) is Verdict.INVALID
 
 
-@pytest.mark.parametrize("value", ["", "v1,", "v1,!!!", "garbage", "v1"])
-def test_standard_malformed_signature_invalid(value: str) -> None:
+@pytest.mark.parametrize("value", ["", "v1,", "v1,!!!", "garbage", "v1", "v2,AAAA"])
+def test_standard_signature_without_a_v1_entry_is_malformed(value: str) -> None:
     headers = std_headers()
     headers["webhook-signature"] = value
+    assert verify(headers, BODY, [SECRET], NOW) is Verdict.MALFORMED
+
+
+def test_standard_well_formed_but_wrong_signature_is_invalid() -> None:
+    headers = std_headers()
+    headers["webhook-signature"] = "v1,AAAA v1,garbage!"  # one well-formed v1 entry
     assert verify(headers, BODY, [SECRET], NOW) is Verdict.INVALID
+
+
+def test_verdict_values_are_the_spec_reasons() -> None:
+    failures = {v.value for v in Verdict if v is not Verdict.OK}
+    assert failures == {"invalid", "missing", "timestamp_out_of_tolerance", "malformed"}
 
 
 def test_standard_key_is_raw_bytes_not_hex_text() -> None:
