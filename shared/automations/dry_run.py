@@ -18,8 +18,9 @@ from shared.accounts.authz import Principal
 from shared.automations.service import get_automation
 from shared.chats.matching import find_matching_chat
 from shared.errors import NotFound
-from shared.models import Automation, AutomationTrigger, TriggerType
+from shared.models import Automation, AutomationTrigger, ChatScope, TriggerType
 from shared.triggers.filters import (
+    event_type_accepted,
     filter_matches,
     resolve_labels,
     validate_filter,
@@ -31,6 +32,8 @@ __all__ = ["DryRunResult", "default_trigger", "dry_run", "test_automation"]
 
 class DryRunResult(TypedDict):
     filter_matched: bool
+    #: None when no event type was given or the trigger accepts every type
+    event_type_matched: bool | None
     resolved_labels: dict[str, str]
     existing_chat_id: str | None
     would_create_new_chat: bool
@@ -58,6 +61,7 @@ def test_automation(
     filter: Mapping[str, Any] | None = None,
     label_paths: Mapping[str, str] | None = None,
     trigger_id: uuid.UUID | None = None,
+    event_type: str | None = None,
 ) -> DryRunResult:
     """Needs only read access: nothing is written. ``filter`` / ``label_paths`` were validated
     by the request schema; when absent, those of ``trigger_id`` or of the automation's oldest
@@ -65,7 +69,7 @@ def test_automation(
     automation = get_automation(session, principal, automation_id)
     nested = session.begin_nested()
     try:
-        return _evaluate(session, automation, payload, filter, label_paths, trigger_id)
+        return _evaluate(session, automation, payload, filter, label_paths, trigger_id, event_type)
     except LookupError:
         raise NotFound(f"trigger {trigger_id} not found", field="trigger_id") from None
     finally:
@@ -80,6 +84,7 @@ def dry_run(
     label_paths: Mapping[str, str] | None = None,
     *,
     trigger_id: uuid.UUID | None = None,
+    event_type: str | None = None,
 ) -> DryRunResult:
     """Steps 2-4 of the pipeline on ``payload``; writes nothing.
 
@@ -88,14 +93,16 @@ def dry_run(
     trigger, else empty. Supplied ones are validated first (``FilterError``), so an
     unsupported path raises the same error as saving it would. Labels and
     ``existing_chat_id`` are reported whether or not the filter matched;
-    ``would_create_new_chat`` is True when the filter matched and no chat would be
-    continued. Automation status and rate limits are not considered.
+    ``would_create_new_chat`` is True when the filter (and the trigger's ``event_types``,
+    when ``event_type`` is given) matched and no chat would be continued. The chat match
+    follows the automation's ``chat_scope``. Automation status and rate limits are not
+    considered.
     """
     if filter is not None:
         validate_filter(dict(filter))
     if label_paths is not None:
         validate_label_paths(dict(label_paths))
-    return _evaluate(session, automation, payload, filter, label_paths, trigger_id)
+    return _evaluate(session, automation, payload, filter, label_paths, trigger_id, event_type)
 
 
 def _evaluate(
@@ -105,29 +112,36 @@ def _evaluate(
     filter: Mapping[str, Any] | None,
     label_paths: Mapping[str, str] | None,
     trigger_id: uuid.UUID | None,
+    event_type: str | None,
 ) -> DryRunResult:
     """:func:`dry_run` on a filter and label paths already validated (or absent)."""
-    if filter is None or label_paths is None:
-        trigger: AutomationTrigger | None
-        if trigger_id is not None:
-            trigger = session.get(AutomationTrigger, trigger_id)
-            if trigger is None or trigger.automation_id != automation.id:
-                raise LookupError(f"trigger {trigger_id} does not belong to this automation")
-        else:
-            trigger = default_trigger(session, automation.id)
-        if filter is None:
-            filter = trigger.filter if trigger is not None else {}
-        if label_paths is None:
-            label_paths = trigger.label_paths if trigger is not None else {}
+    trigger: AutomationTrigger | None
+    if trigger_id is not None:
+        trigger = session.get(AutomationTrigger, trigger_id)
+        if trigger is None or trigger.automation_id != automation.id:
+            raise LookupError(f"trigger {trigger_id} does not belong to this automation")
+    else:
+        trigger = default_trigger(session, automation.id)
+    if filter is None:
+        filter = trigger.filter if trigger is not None else {}
+    if label_paths is None:
+        label_paths = trigger.label_paths if trigger is not None else {}
+    type_matched: bool | None = None
+    if event_type is not None and trigger is not None and trigger.event_types:
+        type_matched = event_type_accepted(trigger.event_types, event_type)
 
     matched = filter_matches(dict(filter), payload)
     # Labels and the chat lookup are reported even when the filter does not match: the dry
     # run is how users debug their label paths.
     labels = resolve_labels(dict(label_paths), payload)
-    chat_id = find_matching_chat(session, automation.owner_id, automation.organization_id, labels)
+    scope = None if automation.chat_scope == ChatScope.ORGANIZATION else automation.id
+    chat_id = find_matching_chat(
+        session, automation.owner_id, automation.organization_id, labels, scope
+    )
     return DryRunResult(
         filter_matched=matched,
+        event_type_matched=type_matched,
         resolved_labels=labels,
         existing_chat_id=str(chat_id) if chat_id is not None else None,
-        would_create_new_chat=matched and chat_id is None,
+        would_create_new_chat=matched and type_matched is not False and chat_id is None,
     )

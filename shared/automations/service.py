@@ -25,7 +25,7 @@ from shared.cron.scheduling import refresh_automation_triggers
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.infra.clock import Clock
 from shared.infra.db.pagination import Page, paginate
-from shared.models import Automation, AutomationStatus, ModelConfig, Organization
+from shared.models import Automation, AutomationStatus, ChatScope, ModelConfig, Organization
 
 __all__ = [
     "NAME_MAX",
@@ -66,6 +66,7 @@ class NewAutomation:
     allowed_tools: tuple[str, ...] = ()
     max_chat_creates_per_hour: int = 10
     max_messages_per_hour: int = 60
+    chat_scope: ChatScope = ChatScope.AUTOMATION
 
 
 class AutomationChanges(TypedDict, total=False):
@@ -79,6 +80,7 @@ class AutomationChanges(TypedDict, total=False):
     allowed_tools: list[str]
     max_chat_creates_per_hour: int
     max_messages_per_hour: int
+    chat_scope: ChatScope
     status: AutomationStatus
 
 
@@ -201,6 +203,7 @@ def create_automation(
         status=AutomationStatus.DISABLED,
         max_chat_creates_per_hour=new.max_chat_creates_per_hour,
         max_messages_per_hour=new.max_messages_per_hour,
+        chat_scope=new.chat_scope,
         created_at=now,
         updated_at=now,
     )

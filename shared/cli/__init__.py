@@ -17,6 +17,7 @@ from shared.cli import (
     events,
     keys,
     processes,
+    replay,
     tokens,
     trigger,
     users,
@@ -57,3 +58,4 @@ COMMANDS: tuple[click.Command, ...] = (
 
 for _command in COMMANDS:
     main.add_command(_command)
+events.events.add_command(replay.replay)

@@ -30,8 +30,11 @@ def _automation_fields(
     model_config: str | None,
     mcp_servers: Sequence[str],
     allowed_tools: Sequence[str],
+    chat_scope: str | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
+    if chat_scope is not None:
+        body["chat_scope"] = chat_scope
     if description is not None:
         body["description"] = description
     if instructions_file is not None:
@@ -63,6 +66,12 @@ def automation_options(fn: F) -> F:
         click.option("--model-config", help="Model config id ('' clears it)."),
         click.option("--mcp-server", "mcp_servers", multiple=True, help="Repeatable."),
         click.option("--allowed-tool", "allowed_tools", multiple=True, help="Repeatable."),
+        click.option(
+            "--chat-scope",
+            type=click.Choice(["automation", "organization"]),
+            help="Which chats an event may continue: only this automation's (the default "
+            "for new automations), or any of yours in the organization with equal labels.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)

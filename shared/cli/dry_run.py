@@ -21,10 +21,18 @@ from shared.cli.trigger import checked_body
 )
 @click.option("--filter", "filter_", help="Try this filter (JSON or @FILE) instead of the saved.")
 @click.option("--label", "labels", multiple=True, help="LABEL=PATH instead of the saved ones.")
+@click.option(
+    "--event-type", help="The sender's event type, checked against the trigger's event_types."
+)
 @json_option
 @handle_errors
 def test_command(
-    automation_ref: str, payload: Any, filter_: str | None, labels: tuple[str, ...], as_json: bool
+    automation_ref: str,
+    payload: Any,
+    filter_: str | None,
+    labels: tuple[str, ...],
+    event_type: str | None,
+    as_json: bool,
 ) -> None:
     """Dry-run the filter, labels and chat match on a payload; nothing is stored."""
     try:
@@ -35,6 +43,8 @@ def test_command(
         body["filter"] = parse_json_arg("--filter", filter_)
     if labels:
         body["label_paths"] = parse_labels(labels)
+    if event_type is not None:
+        body["event_type"] = event_type
     api = client()
     checked_body("TestRequest", body)
     auto = resolve_automation(api, automation_ref)
@@ -43,7 +53,9 @@ def test_command(
         emit_json(result)
         return
     click.echo(details(result))
-    if not result["filter_matched"]:
+    if result.get("event_type_matched") is False:
+        click.echo(f"→ the event would be filtered: the trigger does not accept {event_type!r}")
+    elif not result["filter_matched"]:
         click.echo("→ the event would be recorded as filtered")
     elif result["existing_chat_id"]:
         click.echo(f"→ the event would continue chat {result['existing_chat_id']}")

@@ -62,14 +62,42 @@ def _print_secret(data: dict[str, Any], as_json: bool) -> None:
     )
 
 
+def _template_arg(value: str) -> str:
+    """``--template``: the text, or ``@FILE``."""
+    if value.startswith("@"):
+        try:
+            with open(value[1:], encoding="utf-8") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise click.BadParameter(str(exc), param_hint="--template") from None
+    return value
+
+
+_EVENT_TYPE_HELP = (
+    "Accept only events of this type (X-GitHub-Event and the like); repeatable. "
+    "Default: every type."
+)
+_TEMPLATE_HELP = (
+    "Jinja2 template (or @FILE) replacing the payload in the chat message; it sees "
+    "payload, headers, event_type, labels and gjson(path). See docs/filters.md."
+)
+
+
 @trigger.command("add-webhook")
 @click.argument("automation_ref", metavar="AUTOMATION")
 @click.option("--filter", "filter_", help="JSON object {path: expected} or @FILE.")
 @click.option("--label", "labels", multiple=True, help="LABEL=GJSON_PATH; repeatable.")
+@click.option("--event-type", "event_types", multiple=True, help=_EVENT_TYPE_HELP)
+@click.option("--template", help=_TEMPLATE_HELP)
 @json_option
 @handle_errors
 def trigger_add_webhook(
-    automation_ref: str, filter_: str | None, labels: tuple[str, ...], as_json: bool
+    automation_ref: str,
+    filter_: str | None,
+    labels: tuple[str, ...],
+    event_types: tuple[str, ...],
+    template: str | None,
+    as_json: bool,
 ) -> None:
     """Add a webhook trigger; prints its URL and secret (once)."""
     api = client()
@@ -78,6 +106,10 @@ def trigger_add_webhook(
         body["filter"] = parse_json_arg("--filter", filter_)
     if labels:
         body["label_paths"] = parse_labels(labels)
+    if event_types:
+        body["event_types"] = list(event_types)
+    if template is not None:
+        body["message_template"] = _template_arg(template)
     checked_body("TriggerCreate", body)
     auto = resolve_automation(api, automation_ref)
     _print_secret(api.post(f"/automations/{auto['id']}/triggers", body), as_json)
@@ -87,16 +119,23 @@ def trigger_add_webhook(
 @click.argument("automation_ref", metavar="AUTOMATION")
 @click.argument("schedule")
 @click.option("--label", "labels", multiple=True, help="LABEL=GJSON_PATH; repeatable.")
+@click.option("--template", help=_TEMPLATE_HELP)
 @json_option
 @handle_errors
 def trigger_add_cron(
-    automation_ref: str, schedule: str, labels: tuple[str, ...], as_json: bool
+    automation_ref: str,
+    schedule: str,
+    labels: tuple[str, ...],
+    template: str | None,
+    as_json: bool,
 ) -> None:
     """Add a cron trigger: SCHEDULE is 5 fields, optionally prefixed 'CRON_TZ=<zone> '."""
     api = client()
     body: dict[str, Any] = {"type": "cron", "cron_schedule": schedule}
     if labels:
         body["label_paths"] = parse_labels(labels)
+    if template is not None:
+        body["message_template"] = _template_arg(template)
     checked_body("TriggerCreate", body)
     auto = resolve_automation(api, automation_ref)
     data = api.post(f"/automations/{auto['id']}/triggers", body)
@@ -131,6 +170,10 @@ def trigger_list(automation_ref: str, as_json: bool) -> None:
 @click.option("--label", "labels", multiple=True, help="LABEL=PATH; replaces all label paths.")
 @click.option("--clear-labels", is_flag=True)
 @click.option("--schedule", help="New cron schedule (cron triggers).")
+@click.option("--event-type", "event_types", multiple=True, help="Replaces the event types.")
+@click.option("--all-event-types", is_flag=True, help="Accept every event type again.")
+@click.option("--template", help=_TEMPLATE_HELP)
+@click.option("--clear-template", is_flag=True, help="Back to the payload as JSON.")
 @json_option
 @handle_errors
 def trigger_update(
@@ -141,9 +184,13 @@ def trigger_update(
     labels: tuple[str, ...],
     clear_labels: bool,
     schedule: str | None,
+    event_types: tuple[str, ...],
+    all_event_types: bool,
+    template: str | None,
+    clear_template: bool,
     as_json: bool,
 ) -> None:
-    """Change a trigger's filter, label paths or schedule."""
+    """Change a trigger's filter, label paths, schedule, event types or message template."""
     body: dict[str, Any] = {}
     if clear_filter:
         body["filter"] = {}
@@ -155,6 +202,14 @@ def trigger_update(
         body["label_paths"] = parse_labels(labels)
     if schedule is not None:
         body["cron_schedule"] = schedule
+    if all_event_types:
+        body["event_types"] = []
+    elif event_types:
+        body["event_types"] = list(event_types)
+    if clear_template:
+        body["message_template"] = None
+    elif template is not None:
+        body["message_template"] = _template_arg(template)
     if not body:
         raise click.UsageError("nothing to change; pass at least one option")
     api = client()

@@ -39,8 +39,15 @@ def secret_hex(secret: str) -> str:
 
 
 def build_request(
-    body: bytes, secret: str, scheme: str, delivery_id: str | None, now: float
+    body: bytes,
+    secret: str,
+    scheme: str,
+    delivery_id: str | None,
+    now: float,
+    event_type: str | None = None,
 ) -> dict[str, str]:
+    """The headers of a signed delivery; ``event_type`` goes into ``X-GitHub-Event``
+    (GitHub scheme; Standard Webhooks carry the type in the body's ``type`` field)."""
     hex_secret = secret_hex(secret)
     delivery_id = delivery_id or str(uuid.uuid4())
     headers = {
@@ -50,7 +57,8 @@ def build_request(
     if scheme == "github":
         headers["X-Hub-Signature-256"] = sign_github(hex_secret, body)
         headers["X-GitHub-Delivery"] = delivery_id
-        headers["X-GitHub-Event"] = "ping"
+        if event_type:
+            headers["X-GitHub-Event"] = event_type
     else:
         timestamp = int(now)
         headers["webhook-id"] = delivery_id
@@ -82,6 +90,12 @@ def webhook() -> None:
     help="github: X-Hub-Signature-256; standard: Standard Webhooks headers.",
 )
 @click.option("--delivery-id", help="Delivery id (default: a random UUID); resending deduplicates.")
+@click.option(
+    "--event",
+    "event_type",
+    help="The event type, sent as X-GitHub-Event (github scheme), e.g. pull_request; "
+    "triggers with event_types accept only those.",
+)
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds.")
 def send(
     url: str,
@@ -89,6 +103,7 @@ def send(
     secret: str,
     scheme: str,
     delivery_id: str | None,
+    event_type: str | None,
     timeout: float,
 ) -> None:
     """Sign FILE (or stdin with -) and POST it to URL, the trigger's webhook_url.
@@ -97,7 +112,12 @@ def send(
     answered 2xx.
     """
     body = payload.read()
-    headers = build_request(body, secret, scheme, delivery_id, time.time())
+    if event_type and scheme != "github":
+        raise click.UsageError(
+            "--event sets X-GitHub-Event (github scheme); Standard Webhooks senders put the "
+            "type in the body's top-level 'type' field"
+        )
+    headers = build_request(body, secret, scheme, delivery_id, time.time(), event_type)
     try:
         resp = requests.post(url, data=body, headers=headers, timeout=timeout)
     except requests.RequestException as exc:

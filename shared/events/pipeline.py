@@ -17,6 +17,11 @@ Decisions where the SPEC leaves a choice:
   label paths are gone, so the event cannot be evaluated as configured; it is dropped the same
   way with error ``"dropped: trigger was deleted"`` rather than acted on with an empty filter.
 * **Cron events** (trigger type ``cron``) skip the filter; ``filter_matched`` stays NULL.
+* **Event types** (SPEC 4.2.1) are checked before the filter: an event of a type the
+  webhook trigger does not list is ``filtered`` with ``filter_matched`` false and an error
+  saying which type was refused, so the event log explains it.
+* A **message template** that fails to render makes the event ``error`` with the reason
+  (SPEC 5 step 7); nothing else is written.
 * ``rate_limited`` events keep ``matched_chat_id`` when a chat matched (the chat they would
   have continued), which the event log can show.
 """
@@ -32,10 +37,11 @@ from sqlalchemy import Connection, null, update
 from shared.events.message import chat_title, event_message
 from shared.events.options import PipelineOptions
 from shared.events.store import Decision, EventStore, NewChat, NewMessage
+from shared.events.templates import TemplateRenderError
 from shared.infra.clock import Clock
 from shared.models.enums import AutomationStatus, EventStatus, TriggerType
 from shared.models.tables import events
-from shared.triggers.filters import filter_matches, resolve_labels
+from shared.triggers.filters import event_type_accepted, filter_matches, resolve_labels
 
 DROPPED_DISABLED = "dropped: automation is disabled"
 DROPPED_TRIGGER_DELETED = "dropped: trigger was deleted"
@@ -96,9 +102,13 @@ def process_event(
         return decide(EventStatus.FILTERED, error=DROPPED_TRIGGER_DELETED)
     document = ev.pending_payload if ev.pending_payload is not None else ev.payload
 
-    # 2. filter (webhook triggers only)
+    # 2. event type and filter (webhook triggers only)
     filter_matched: bool | None = None
     if ev.trigger_type == TriggerType.WEBHOOK:
+        if not event_type_accepted(ev.event_types, ev.event_type):
+            return decide(
+                EventStatus.FILTERED, filter_matched=False, error=_refused_type(ev.event_type)
+            )
         filter_matched = filter_matches(ev.filter or {}, document)
         if not filter_matched:
             return decide(EventStatus.FILTERED, filter_matched=False)
@@ -130,14 +140,21 @@ def process_event(
         return decide(EventStatus.RATE_LIMITED, error=error, **common)
 
     # 7. message, then continue or create
-    content = event_message(
-        instructions=ev.instructions or "",
-        trigger_type=str(TriggerType(ev.trigger_type)),
-        received_at=ev.received_at,
-        labels=labels,
-        payload=document,
-        max_payload_bytes=options.message_payload_max_bytes,
-    )
+    try:
+        content = event_message(
+            instructions=ev.instructions or "",
+            trigger_type=str(TriggerType(ev.trigger_type)),
+            event_type=ev.event_type,
+            received_at=ev.received_at,
+            labels=labels,
+            payload=document,
+            headers=ev.headers,
+            template=ev.message_template,
+            max_payload_bytes=options.message_payload_max_bytes,
+        )
+    except TemplateRenderError as exc:
+        error = f"message_template failed to render: {exc}"[:MAX_ERROR_CHARS]
+        return decide(EventStatus.ERROR, matched_chat_id=matched, error=error, **common)
     if matched is not None:
         message = NewMessage(uuid.uuid4(), matched, content)
         return decide(EventStatus.CONTINUED, matched_chat_id=matched, message=message, **common)
@@ -152,6 +169,12 @@ def process_event(
     )
     message = NewMessage(uuid.uuid4(), chat.id, content)
     return decide(EventStatus.CREATED, new_chat=chat, message=message, **common)
+
+
+def _refused_type(event_type: str | None) -> str:
+    if event_type is None:
+        return "event type unknown: the trigger accepts only the event_types it lists"
+    return f"event type {event_type[:200]!r} is not among the trigger's event_types"
 
 
 def mark_failed(conn: Connection, clock: Clock, event_id: uuid.UUID, error: str) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.models.enums import EventStatus
+from shared.models.enums import ChatScope, EventStatus
 
 
 class LoadedEvent(Protocol):
@@ -32,6 +32,8 @@ class LoadedEvent(Protocol):
     received_at: datetime
     payload: Any
     pending_payload: Any
+    event_type: str | None
+    headers: Any
     automation_status: str
     name: str
     owner_id: uuid.UUID
@@ -40,9 +42,20 @@ class LoadedEvent(Protocol):
     model_config_id: uuid.UUID | None
     max_chat_creates_per_hour: int
     max_messages_per_hour: int
+    chat_scope: str
     trigger_type: str | None
     filter: Any
     label_paths: Any
+    event_types: Any
+    message_template: str | None
+
+
+def scope_automation_id(event: LoadedEvent) -> uuid.UUID | None:
+    """The automation a chat match is limited to: the event's own in the ``automation``
+    scope, none (any chat of the owner in the organization) in the ``organization`` scope."""
+    if event.chat_scope == ChatScope.ORGANIZATION:
+        return None
+    return event.automation_id
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ The statements are SQL text written here, with named parameters. They are shaped
 round trips:
 
 * ``load``: event row lock + automation + trigger + the per-automation advisory lock (and the
-  transaction-local ``enable_seqscan``/``synchronous_commit`` switches) in one statement;
+  transaction-local ``enable_seqscan``/``synchronous_commit`` switches) in one statement; in
+  the ``organization`` chat scope also a lock on the owner and organization, taken after the
+  automation's (always in that order, so no deadlock), so that two automations feeding one
+  conversation cannot both create its chat;
 * ``context``: rate-limit counts + chat match in one statement;
 * ``finish_*``: the chat writes as data-modifying CTEs of the final event ``UPDATE``.
 
@@ -31,8 +34,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.events.locks import LOCK_NAMESPACE
 from shared.events.options import PipelineOptions
-from shared.events.store import Context, Decision, LoadedEvent
-from shared.models.enums import ChatStatus, ClientType, EventStatus, MessageRole
+from shared.events.store import Context, Decision, LoadedEvent, scope_automation_id
+from shared.models.enums import ChatScope, ChatStatus, ClientType, EventStatus, MessageRole
 from shared.models.tables import automations, chats, events, triggers
 
 #: JSON whose Python ``None`` is SQL NULL (the model type stores it as JSON ``null``).
@@ -76,18 +79,25 @@ _UUID = ("uuid", events.c.id.type)
 _TS = ("timestamptz", events.c.received_at.type)
 
 LOAD = Statement(
-    "automations_pipeline_load_v2",
+    "automations_pipeline_load_v3",
     f"""
 WITH locked_event AS (
-  SELECT id, status, automation_id, trigger_id, received_at, payload, pending_payload
+  SELECT id, status, automation_id, trigger_id, received_at, payload, pending_payload,
+         event_type, headers
   FROM automation_events WHERE id = :event_id FOR UPDATE
 )
 SELECT e.id, e.status, e.automation_id, e.trigger_id, e.received_at, e.payload,
-       e.pending_payload, a.status AS automation_status, a.name, a.owner_id,
-       a.organization_id, a.instructions, a.model_config_id, a.max_chat_creates_per_hour,
-       a.max_messages_per_hour, t.type AS trigger_type, t.filter, t.label_paths,
+       e.pending_payload, e.event_type, e.headers, a.status AS automation_status, a.name,
+       a.owner_id, a.organization_id, a.instructions, a.model_config_id,
+       a.max_chat_creates_per_hour, a.max_messages_per_hour, a.chat_scope,
+       t.type AS trigger_type, t.filter, t.label_paths, t.event_types, t.message_template,
        CASE WHEN e.status = '{EventStatus.PENDING.value}' THEN pg_advisory_xact_lock(
          hashtextextended(e.automation_id::text, {LOCK_NAMESPACE})) END AS automation_locked,
+       CASE WHEN e.status = '{EventStatus.PENDING.value}'
+                 AND a.chat_scope = '{ChatScope.ORGANIZATION.value}'
+            THEN pg_advisory_xact_lock(hashtextextended(
+              a.owner_id::text || '/' || a.organization_id::text, {LOCK_NAMESPACE})) END
+         AS scope_locked,
        set_config('enable_seqscan', 'off', true) AS index_scans_only,
        CASE WHEN :async_commit THEN set_config('synchronous_commit', 'off', true) END
          AS commit_mode
@@ -106,24 +116,30 @@ LEFT JOIN automation_triggers t ON t.id = e.trigger_id
         "model_config_id": automations.c.model_config_id.type,
         "filter": triggers.c.filter.type,
         "label_paths": triggers.c.label_paths.type,
+        "event_types": triggers.c.event_types.type,
+        "headers": events.c.headers.type,
     },
 )
 
 # The rate-limit part reads the partial index on (automation_id, received_at) of created and
 # continued events: its condition is written out so that generic plans can use it. The chat
 # candidates come from a subquery that only tests containment (the GIN index on labels),
-# fenced with OFFSET 0 so PostgreSQL plans it on its own (shared.chats.matching). NULL labels
-# (the event resolved none) match nothing; NULL ``since`` (preview) counts nothing.
+# fenced with OFFSET 0 so PostgreSQL plans it on its own (shared.chats.matching); equal
+# labels only, within the chat scope (NULL ``scope_automation_id``: the organization scope).
+# NULL labels (the event resolved none) match nothing; NULL ``since`` (preview) counts
+# nothing.
 CONTEXT = Statement(
-    "automations_pipeline_context_v2",
+    "automations_pipeline_context_v3",
     f"""
 SELECT count(*) AS messages,
        count(*) FILTER (WHERE status = '{EventStatus.CREATED.value}') AS creates,
        (SELECT c.id FROM (
-          SELECT id, updated_at, owner_id, organization_id, archived, parent_chat_id
-          FROM chats WHERE labels @> :labels OFFSET 0) AS c
+          SELECT id, updated_at, owner_id, organization_id, automation_id, archived,
+                 parent_chat_id
+          FROM chats WHERE labels @> :labels AND labels = :labels OFFSET 0) AS c
         WHERE c.owner_id = :owner_id AND c.organization_id = :organization_id
           AND c.archived IS false AND c.parent_chat_id IS NULL
+          AND (:scope_automation_id IS NULL OR c.automation_id = :scope_automation_id)
         ORDER BY c.updated_at DESC LIMIT 1) AS matched_chat_id
 FROM automation_events
 WHERE automation_id = :automation_id
@@ -134,6 +150,7 @@ WHERE automation_id = :automation_id
         "labels": ("jsonb", NULLABLE_JSONB),
         "owner_id": _UUID,
         "organization_id": _UUID,
+        "scope_automation_id": _UUID,
         "automation_id": _UUID,
         "since": _TS,
     },
@@ -168,9 +185,9 @@ _MESSAGE_PARAMS: dict[str, tuple[str, Any]] = {
     "content": ("text", String()),
 }
 
-FINISH = Statement("automations_pipeline_finish_v2", _FINISH_EVENT, _FINISH_PARAMS, {})
+FINISH = Statement("automations_pipeline_finish_v3", _FINISH_EVENT, _FINISH_PARAMS, {})
 FINISH_CREATE = Statement(
-    "automations_pipeline_finish_create_v2",
+    "automations_pipeline_finish_create_v3",
     f"""
 WITH new_chat AS (
   INSERT INTO chats (id, owner_id, organization_id, title, status, labels, automation_id,
@@ -192,7 +209,7 @@ WITH new_chat AS (
     {},
 )
 FINISH_CONTINUE = Statement(
-    "automations_pipeline_finish_continue_v2",
+    "automations_pipeline_finish_continue_v3",
     f"""
 WITH touched AS (
   UPDATE chats SET status = '{ChatStatus.PENDING.value}', updated_at = :now WHERE id = :chat_id
@@ -236,6 +253,7 @@ class PostgresEventStore:
                 "labels": labels or None,
                 "owner_id": event.owner_id,
                 "organization_id": event.organization_id,
+                "scope_automation_id": scope_automation_id(event),
                 "automation_id": event.automation_id,
                 "since": since,
             },

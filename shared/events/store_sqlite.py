@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, bindparam, case, func, null, select, update
 
 from shared.chats.matching import find_matching_chat
-from shared.events.store import Context, Decision, LoadedEvent
+from shared.events.store import Context, Decision, LoadedEvent, scope_automation_id
 from shared.models.enums import ChatStatus, ClientType, EventStatus, MessageRole
 from shared.models.tables import automations, chat_messages, chats, events, triggers
 
@@ -36,6 +36,8 @@ _LOAD = (
         events.c.received_at,
         events.c.payload,
         events.c.pending_payload,
+        events.c.event_type,
+        events.c.headers,
         automations.c.status.label("automation_status"),
         automations.c.name,
         automations.c.owner_id,
@@ -44,9 +46,12 @@ _LOAD = (
         automations.c.model_config_id,
         automations.c.max_chat_creates_per_hour,
         automations.c.max_messages_per_hour,
+        automations.c.chat_scope,
         triggers.c.type.label("trigger_type"),
         triggers.c.filter,
         triggers.c.label_paths,
+        triggers.c.event_types,
+        triggers.c.message_template,
     )
     .select_from(
         events.join(automations, automations.c.id == events.c.automation_id).outerjoin(
@@ -117,7 +122,13 @@ class SqliteEventStore:
                 _COUNTS, {"automation_id": event.automation_id, "since": since}
             ).one()
             messages, creates = int(row[0]), int(row[1])
-        matched = find_matching_chat(self.conn, event.owner_id, event.organization_id, labels)
+        matched = find_matching_chat(
+            self.conn,
+            event.owner_id,
+            event.organization_id,
+            labels,
+            scope_automation_id(event),
+        )
         return Context(messages, creates, matched)
 
     def finish(self, decision: Decision) -> None:

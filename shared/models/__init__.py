@@ -4,6 +4,7 @@ from shared.models.automation import Automation, AutomationEvent, AutomationTrig
 from shared.models.chat import Chat, ChatMessage
 from shared.models.enums import (
     AutomationStatus,
+    ChatScope,
     ChatStatus,
     ClientType,
     EventStatus,
@@ -25,6 +26,7 @@ __all__ = [
     "AutomationTrigger",
     "Chat",
     "ChatMessage",
+    "ChatScope",
     "ChatStatus",
     "ClientType",
     "EncryptionKey",

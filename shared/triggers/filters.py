@@ -307,6 +307,15 @@ def filter_matches(filter: dict[str, Any] | None, document: Any) -> bool:
     return all(_entry_holds(path, expected, document) for path, expected in filter.items())
 
 
+def event_type_accepted(event_types: list[Any] | None, event_type: str | None) -> bool:
+    """SPEC 4.2.1: whether a webhook trigger listing ``event_types`` accepts an event of
+    ``event_type`` (exact, case-sensitive). An empty list accepts every event, including
+    one whose sender named no type; a non-empty list refuses an event without a type."""
+    if not event_types:
+        return True
+    return event_type is not None and event_type in event_types
+
+
 def resolve_labels(label_paths: dict[str, Any] | None, document: Any) -> dict[str, str]:
     """``{label: get(document, path).string()}`` for every path that exists."""
     out: dict[str, str] = {}

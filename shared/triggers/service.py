@@ -70,6 +70,9 @@ class NewTrigger:
     cron_schedule: str | None = None
     filter: dict[str, Any] = field(default_factory=dict)
     label_paths: dict[str, str] = field(default_factory=dict)
+    #: webhook only; empty: every event type
+    event_types: tuple[str, ...] = ()
+    message_template: str | None = None
 
 
 class TriggerChanges(TypedDict, total=False):
@@ -78,6 +81,8 @@ class TriggerChanges(TypedDict, total=False):
     cron_schedule: str
     filter: dict[str, Any]
     label_paths: dict[str, str]
+    event_types: list[str]
+    message_template: str | None
 
 
 def webhook_path(trigger_id: uuid.UUID) -> str:
@@ -117,11 +122,13 @@ def validate_schedule(value: str | None, now: datetime) -> None:
 _KIND_MESSAGES = {
     "cron_schedule": "cron_schedule: only cron triggers have a schedule",
     "filter": "filter: cron triggers have no filter (it is never evaluated for cron events)",
+    "event_types": "event_types: cron triggers have no event types (only webhooks carry one)",
 }
 
 
 def kind_error(name: str) -> Invalid:
-    """The error for ``cron_schedule`` on a webhook trigger or ``filter`` on a cron trigger."""
+    """The error for ``cron_schedule`` on a webhook trigger, or ``filter`` or ``event_types``
+    on a cron trigger."""
     return Invalid(_KIND_MESSAGES[name], field=name)
 
 
@@ -179,12 +186,15 @@ def create_trigger(
         type=new.type,
         label_paths=dict(new.label_paths),
         filter={},
+        event_types=[],
+        message_template=new.message_template,
         created_at=now,
         updated_at=now,
     )
     secret: SecretForms | None = None
     if new.type is TriggerType.WEBHOOK:
         trigger.filter = dict(new.filter)
+        trigger.event_types = list(new.event_types)
         secret = generate_secret()
         trigger.webhook_secret, trigger.webhook_secret_key_id = keys.seal(
             session, clock, keyring, secret.hex
@@ -244,9 +254,9 @@ def update_trigger(
     now = clock.now()
     changed: list[str] = []
     for name, value in changes.items():
-        if name == "filter" and trigger.type is TriggerType.CRON:
+        if name in ("filter", "event_types") and trigger.type is TriggerType.CRON:
             if value:
-                raise kind_error("filter")
+                raise kind_error(name)
             continue
         if name == "cron_schedule" and trigger.type is not TriggerType.CRON:
             raise kind_error("cron_schedule")

@@ -91,6 +91,7 @@ def test_cli_walkthrough(live: dict[str, str], tmp_path: Path) -> None:
     dry = cli_json(env, "test", "deploys", "--payload", str(payload))
     assert dry == {
         "filter_matched": True,
+        "event_type_matched": None,
         "resolved_labels": {"repo": "acme/api"},
         "existing_chat_id": None,
         "would_create_new_chat": True,

@@ -9,7 +9,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from sqlalchemy import select
 
+from shared import accounts
+from shared.models import AutomationEvent
 from tests.api.conftest import Api, Fixture
 from webhook_gateway.api.framework import OPERATIONS, bp
 
@@ -28,7 +31,7 @@ def test_document_lists_every_route(api: Api) -> None:
         if method not in ("HEAD", "OPTIONS")
     }
     assert rules == documented
-    assert len(OPERATIONS) == len(documented) == 17
+    assert len(OPERATIONS) == len(documented) == 23
     create = doc["paths"]["/api/v1/automations"]["post"]
     assert set(create["responses"]) >= {"201", "400", "401", "403", "404", "409", "413"}
     schema = doc["components"]["schemas"]["AutomationCreate"]
@@ -43,10 +46,19 @@ def test_schemathesis(api: Api, seeded: Fixture, name: str, method: str, path: s
     """Per operation (fresh data each): 25 generated cases, every default check."""
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", api.app)
     operation = schema[path][method]
+    spare, _ = accounts.create_token(api.session, api.clock, api.world.site.user.email, ["*"])
+    event_id = api.session.scalar(
+        select(AutomationEvent.id).where(AutomationEvent.automation_id == seeded.automation.id)
+    )
     ids = {
         "automation_id": str(seeded.automation.id),
         "trigger_id": seeded.webhook["id"],
         "chat_id": str(seeded.chat.id),
+        "event_id": str(event_id),
+        # not the caller: deactivating oneself is rightly a 400
+        "user_id": str(api.world.other.user.id),
+        # not the caller's token either: revoking it would fail every later case
+        "token_id": str(spare.id),
     }
 
     # Semantic validation a JSON Schema cannot express (cron syntax, gjson paths, NUL in an

@@ -151,6 +151,7 @@ def test_dry_run(api: Api, seeded: Fixture) -> None:
     assert resp.status_code == 200, resp.get_json()
     assert resp.get_json() == {
         "filter_matched": True,
+        "event_type_matched": None,
         "resolved_labels": {"repo": "acme/api"},
         "existing_chat_id": str(seeded.chat.id),
         "would_create_new_chat": False,

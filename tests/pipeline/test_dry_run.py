@@ -34,12 +34,20 @@ def test_uses_the_automations_trigger_and_reports_the_chat_it_would_continue(
     )
     owner = any_session.get(User, auto.owner_id)
     assert owner is not None
-    chat = f.chat(any_session, clock, owner, auto.organization_id, labels={"repo": "api"})
+    chat = f.chat(
+        any_session,
+        clock,
+        owner,
+        auto.organization_id,
+        labels={"repo": "api"},
+        automation_id=auto.id,
+    )
     before = _counts(any_session)
 
     hit = dry_run(any_session, auto, {"action": "opened", "repository": {"name": "api"}})
     assert hit == {
         "filter_matched": True,
+        "event_type_matched": None,
         "resolved_labels": {"repo": "api"},
         "existing_chat_id": str(chat.id),
         "would_create_new_chat": False,
@@ -47,6 +55,7 @@ def test_uses_the_automations_trigger_and_reports_the_chat_it_would_continue(
     new = dry_run(any_session, auto, {"action": "reopened", "repository": {"name": "web"}})
     assert new == {
         "filter_matched": True,
+        "event_type_matched": None,
         "resolved_labels": {"repo": "web"},
         "existing_chat_id": None,
         "would_create_new_chat": True,
@@ -87,6 +96,7 @@ def test_without_triggers_everything_matches_and_no_labels_resolve(
     auto = f.automation(any_session, clock)
     assert dry_run(any_session, auto, {"x": 1}) == {
         "filter_matched": True,
+        "event_type_matched": None,
         "resolved_labels": {},
         "existing_chat_id": None,
         "would_create_new_chat": True,

@@ -29,6 +29,7 @@ from shared.models import (
     AutomationStatus,
     AutomationTrigger,
     Chat,
+    ChatScope,
     EventStatus,
     User,
 )
@@ -139,6 +140,7 @@ def test_prepared_match_uses_the_labels_index_in_its_generic_plan(
         "owner_id": owner.id,
         "organization_id": owner.memberships[0].organization_id,
         "labels": WANTED,
+        "scope_automation_id": None,
         "automation_id": uuid.uuid4(),
         "since": clock.now(),
     }
@@ -196,7 +198,8 @@ def test_find_matching_chat_among_many_and_what_it_never_returns(
     owner, wanted = _owner_with_many_chats(pg_session, clock)
     org_id = owner.memberships[0].organization_id
     assert find_matching_chat(pg_session, owner.id, org_id, WANTED) == wanted
-    assert find_matching_chat(pg_session, owner.id, org_id, {"repo": "acme/r-17"}) == wanted
+    # equal label sets only: a subset of the chat's labels is not a match
+    assert find_matching_chat(pg_session, owner.id, org_id, {"repo": "acme/r-17"}) is None
     assert find_matching_chat(pg_session, owner.id, org_id, {"repo": "acme/r-x"}) is None
     assert find_matching_chat(pg_session, owner.id, org_id, {}) is None
 
@@ -219,9 +222,9 @@ def test_find_matching_chat_among_many_and_what_it_never_returns(
     f.chat(pg_session, clock, owner, f.org(pg_session, clock).id, labels=WANTED, **at)
     assert find_matching_chat(pg_session, owner.id, org_id, WANTED) == wanted
 
-    # the newest matching root chat wins; more labels on the chat are fine
+    # the newest matching root chat wins; a chat with more labels is not a match
     earlier = future - timedelta(minutes=1)
-    newer = f.chat(
+    f.chat(
         pg_session,
         clock,
         owner,
@@ -229,6 +232,10 @@ def test_find_matching_chat_among_many_and_what_it_never_returns(
         labels={**WANTED, "extra": "x"},
         created_at=earlier,
         updated_at=earlier,
+    )
+    assert find_matching_chat(pg_session, owner.id, org_id, WANTED) == wanted
+    newer = f.chat(
+        pg_session, clock, owner, org_id, labels=WANTED, created_at=earlier, updated_at=earlier
     )
     assert find_matching_chat(pg_session, owner.id, org_id, WANTED) == newer.id
     # un-archived, the archived one is the newest
@@ -245,33 +252,39 @@ def _scenario(session: Session, clock: FrozenClock) -> dict[str, Any]:
     owner = session.get(User, auto.owner_id)
     assert owner is not None
     org_id = auto.organization_id
+    # the preview automation matches in the organization scope: every chat of the owner
     preview = f.automation(
-        session, clock, owner=owner, organization_id=org_id, status=AutomationStatus.PREVIEW
+        session,
+        clock,
+        owner=owner,
+        organization_id=org_id,
+        status=AutomationStatus.PREVIEW,
+        chat_scope=ChatScope.ORGANIZATION,
     )
+    other = f.automation(session, clock, owner=owner, organization_id=org_id)
     paths = {"repo": "repository.full_name", "pr": "number"}
     trig = f.webhook_trigger(session, clock, auto, label_paths=paths)
     preview_trig = f.webhook_trigger(session, clock, preview, label_paths=paths)
 
+    def chat(minutes: int, labels: dict[str, Any], **kw: Any) -> uuid.UUID:
+        kw.setdefault("automation_id", auto.id)
+        return _chat(
+            session, clock, kw.pop("owner", owner), kw.pop("org", org_id), minutes, labels, **kw
+        ).id
+
+    pr1 = {"repo": "acme/api", "pr": "1"}
     chats_: dict[str, uuid.UUID] = {}
-    older = _chat(session, clock, owner, org_id, 1, {"repo": "acme/api", "pr": "1"})
-    chats_["older"] = older.id
-    chats_["expected"] = _chat(
-        session, clock, owner, org_id, 2, {"repo": "acme/api", "pr": "1", "extra": "x"}
-    ).id
-    _chat(session, clock, owner, org_id, 3, {"repo": "acme/api", "pr": "1"}, archived=True)
-    _chat(
-        session,
-        clock,
-        owner,
-        org_id,
-        4,
-        {"repo": "acme/api", "pr": "1"},
-        parent_chat_id=older.id,
-        root_chat_id=older.id,
-    )
-    _chat(session, clock, f.user(session, clock), org_id, 5, {"repo": "acme/api", "pr": "2"})
-    _chat(session, clock, owner, f.org(session, clock).id, 6, {"repo": "acme/api", "pr": "3"})
-    _chat(session, clock, owner, org_id, 7, {"repo": "acme/api", "pr": 4})  # not a string
+    chats_["older"] = older = chat(1, pr1)
+    chats_["expected"] = chat(2, pr1)
+    chat(3, pr1, archived=True)
+    chat(4, pr1, parent_chat_id=older, root_chat_id=older)
+    chat(5, {"repo": "acme/api", "pr": "2"}, owner=f.user(session, clock))
+    chat(6, {"repo": "acme/api", "pr": "3"}, org=f.org(session, clock).id)
+    chat(7, {"repo": "acme/api", "pr": 4})  # not a string
+    chat(8, {**pr1, "extra": "x"})  # more labels: not equal
+    # another automation's, the newest of all (10 hours after the others): outside the
+    # automation scope, the first choice in the organization scope
+    chats_["other automation"] = chat(600, pr1, automation_id=other.id)
 
     def doc(pr: int | None) -> dict[str, Any]:
         d: dict[str, Any] = {"repository": {"full_name": "acme/api"}}
@@ -285,8 +298,8 @@ def _scenario(session: Session, clock: FrozenClock) -> dict[str, Any]:
         (auto, trig, doc(2)),  # continues the chat the previous one created
         (auto, trig, doc(3)),  # only another organization's chat: creates
         (auto, trig, doc(4)),  # only a non-string label: would create, over the limit
-        (auto, trig, doc(None)),  # partial labels {"repo": ...}: continues the newest root
-        (preview, preview_trig, doc(1)),  # preview: the match is recorded only
+        (auto, trig, doc(None)),  # only {"repo": ...}: no equal chat, over the limit
+        (preview, preview_trig, doc(1)),  # preview (organization scope): match recorded only
         (preview, preview_trig, doc(9)),  # preview, no match
         (preview, preview_trig, {"x": 1}),  # preview, no labels
     ]
@@ -305,7 +318,7 @@ SCENARIO_STATUSES = [
     EventStatus.CONTINUED,
     EventStatus.CREATED,
     EventStatus.RATE_LIMITED,
-    EventStatus.CONTINUED,
+    EventStatus.RATE_LIMITED,
     EventStatus.PREVIEW,
     EventStatus.PREVIEW,
     EventStatus.PREVIEW,
@@ -377,10 +390,11 @@ def test_process_event_outcomes_are_the_same_with_and_without_prepared_statement
     assert chats_[1] == chats_[2] == ("created by", 1)
     assert chats_[3] == ("created by", 3)
     assert chats_[4] is None and "chat creation rate limit" in str(runs[True][4][3])
-    # {"repo": "acme/api"} alone: the chat the fourth event created is the newest root
-    assert chats_[5] == ("created by", 3)
-    # preview: the match as of the preview (the pipeline's chats at that point)
-    assert chats_[6] == expected
+    # {"repo": "acme/api"} alone equals no chat's labels
+    assert chats_[5] is None and "chat creation rate limit" in str(runs[True][5][3])
+    # preview in the organization scope: the newest equal chat of any of the owner's
+    # automations
+    assert chats_[6] == scenario["chats"]["other automation"]
     assert chats_[7] is None and chats_[8] is None
     assert runs[True][0][5] == full
     assert runs[True][8][5] == {}
@@ -433,11 +447,12 @@ def test_a_generic_plan_made_while_chats_was_small_still_uses_the_labels_index(
     _owner_with_many_chats(pg_session, clock)  # the table grows; the cached plan stays
     plan = "\n".join(
         conn.exec_driver_sql(
-            f"EXPLAIN EXECUTE {name}(%s, %s, %s, %s, %s)",
+            f"EXPLAIN EXECUTE {name}(%s, %s, %s, %s, %s, %s)",
             (
                 '{"repo": "r3"}',
                 str(owner.id),
                 str(auto.organization_id),
+                str(auto.id),
                 str(auto.id),
                 clock.now() - timedelta(hours=1),
             ),

@@ -138,17 +138,21 @@ def test_active_event_creates_a_pending_chat_with_the_first_message(
     assert block.startswith('{\n  "')  # pretty-printed
 
 
-def test_message_payload_is_cut_at_the_configured_size_with_a_note(
+def test_message_payload_is_reduced_to_valid_json_at_the_configured_size_with_a_note(
     any_session: Session, clock: FrozenClock
 ) -> None:
     auto, trig = _setup(any_session, clock)
-    payload = {"blob": "é" * 5000}
+    payload = {"blob": "é" * 5000, "number": 7}
     ev = _event(any_session, clock, auto, trig, payload)
     run(any_session, clock, ev, PipelineOptions(message_payload_max_bytes=300))
     (msg,) = messages_for(any_session, ev.id)
+    block = msg.content.split("```json\n", 1)[1].split("\n```", 1)[0]
+    shown = json.loads(block)  # never cut in the middle of a value
+    assert shown["number"] == 7 and shown["blob"].startswith("éé")
+    assert len(block.encode()) <= 300
     total = len(json.dumps(payload, indent=2, ensure_ascii=False).encode())
-    assert f"[payload cut at 299 of {total} bytes]" in msg.content  # never mid-character
-    assert len(msg.content.encode()) < 600
+    assert f"[payload reduced from {total:,} to" in msg.content
+    assert "1 string shortened" in msg.content
 
 
 def test_filters_and_labels_see_the_whole_body_of_a_truncated_payload(
@@ -298,7 +302,7 @@ def test_labels_take_gjson_string_forms_and_missing_paths_are_omitted(
 # --- chat match / continued -----------------------------------------------------------------
 
 
-def test_continue_picks_the_newest_matching_non_archived_root_chat_of_the_same_owner(
+def test_continue_picks_the_newest_equal_non_archived_root_chat_of_the_automation(
     any_session: Session, clock: FrozenClock
 ) -> None:
     auto, trig = _setup(any_session, clock, label_paths={"repo": "repo"})
@@ -317,11 +321,13 @@ def test_continue_picks_the_newest_matching_non_archived_root_chat_of_the_same_o
             labels=labels,
             created_at=when,
             updated_at=when,
+            automation_id=kw.pop("automation_id", auto.id),
             **kw,
         )
 
     older = chat(1, {"repo": "api"})
-    expected = chat(2, {"repo": "api", "extra": "x"})  # containment: more labels are fine
+    expected = chat(2, {"repo": "api"})
+    chat(3, {"repo": "api", "extra": "x"})  # more labels: not equal
     chat(3, {"repo": "web"})  # other value
     chat(4, {"repo": "api"}, archived=True)  # archived: never
     chat(5, {"repo": 1})  # not the same JSON value
@@ -330,6 +336,9 @@ def test_continue_picks_the_newest_matching_non_archived_root_chat_of_the_same_o
     chat(7, {"repo": "api"}, owner=other_owner)  # another owner, same org
     other_org = f.org(any_session, clock)
     chat(8, {"repo": "api"}, organization_id=other_org.id)  # same owner, other org
+    other_auto = f.automation(any_session, clock, owner)
+    chat(9, {"repo": "api"}, automation_id=other_auto.id)  # another automation's (scope)
+    chat(10, {"repo": "api"}, automation_id=None)  # no automation's
 
     ev = _event(any_session, clock, auto, trig, {"repo": "api"})
     outcome, row = run(any_session, clock, ev)
@@ -343,7 +352,7 @@ def test_continue_picks_the_newest_matching_non_archived_root_chat_of_the_same_o
     assert expected.updated_at == clock.now()
     (msg,) = messages_for(any_session, ev.id)
     assert msg.chat_id == expected.id
-    assert _chat_count(any_session) == 8  # nothing created
+    assert _chat_count(any_session) == 11  # nothing created
 
 
 def test_no_labels_means_no_match_even_with_label_less_chats(
@@ -399,6 +408,7 @@ def test_preview_records_the_match_and_never_touches_chats_or_limits(
         labels={"repo": "api"},
         created_at=earlier,
         updated_at=earlier,
+        automation_id=auto.id,
     )
     # the limits are already exhausted: preview must not care
     for _ in range(3):

@@ -130,7 +130,7 @@ def test_a_dead_connection_is_transient_and_the_next_unit_reconnects_and_reprepa
             return pid, set(conn.info.get("automations_prepared", ()))
 
     pid, prepared = one_unit()
-    assert "automations_pipeline_load_v2" in prepared
+    assert "automations_pipeline_load_v3" in prepared
     assert one_unit()[0] == pid  # the pooled connection, its statements still prepared
 
     terminate_backend(pg_committed, pid)
@@ -138,7 +138,7 @@ def test_a_dead_connection_is_transient_and_the_next_unit_reconnects_and_reprepa
         one_unit()  # the task's error: transient, retried
     assert is_transient_db_error(failure.value)
     new_pid, prepared = one_unit()  # the retry: a new connection, statements prepared again
-    assert new_pid != pid and "automations_pipeline_load_v2" in prepared
+    assert new_pid != pid and "automations_pipeline_load_v3" in prepared
 
 
 def test_retry_policy_is_declared_on_the_base_class(app: Celery) -> None:

@@ -29,5 +29,6 @@ def test_automation(ctx: Ctx, automation_id: uuid.UUID) -> s.TestResult:
         trigger_id=body.trigger_id,
         filter=body.filter,  # absent and null alike: the trigger's
         label_paths=body.label_paths,
+        event_type=body.event_type,
     )
     return s.TestResult.model_validate(result)

@@ -24,6 +24,8 @@ def trigger_out(ctx: Ctx, row: AutomationTrigger) -> dict[str, Any]:
         "last_triggered_at": row.last_triggered_at,
         "filter": row.filter or {},
         "label_paths": row.label_paths or {},
+        "event_types": row.event_types or [],
+        "message_template": row.message_template,
         "previous_secret_expires_at": row.previous_secret_expires_at,
         "created_at": row.created_at,
         "updated_at": row.updated_at,

@@ -17,6 +17,13 @@ from __future__ import annotations
 from webhook_gateway.api.schemas.accounts import (
     Me,
     OrganizationMembership,
+    Token,
+    TokenListQuery,
+    TokenPage,
+    User,
+    UserListQuery,
+    UserPage,
+    UserUpdate,
 )
 from webhook_gateway.api.schemas.automations import (
     Automation,
@@ -63,9 +70,12 @@ from webhook_gateway.api.schemas.chats import (
     ChatPage,
 )
 from webhook_gateway.api.schemas.events import (
+    BulkReplayRequest,
+    BulkReplayResult,
     Event,
     EventListQuery,
     EventPage,
+    ReplayAccepted,
     TestRequest,
     TestResult,
 )
@@ -80,6 +90,8 @@ __all__ = [
     "AutomationPage",
     "AutomationUpdate",
     "Body",
+    "BulkReplayRequest",
+    "BulkReplayResult",
     "Chat",
     "ChatDetail",
     "ChatListQuery",
@@ -101,6 +113,7 @@ __all__ = [
     "PageQuery",
     "RateLimit",
     "RegenerateSecret",
+    "ReplayAccepted",
     "Request",
     "Response",
     "Schedule",
@@ -108,12 +121,19 @@ __all__ = [
     "TestRequest",
     "TestResult",
     "Text",
+    "Token",
+    "TokenListQuery",
+    "TokenPage",
     "ToolNames",
     "Trigger",
     "TriggerCreate",
     "TriggerCreated",
     "TriggerPage",
     "TriggerUpdate",
+    "User",
+    "UserListQuery",
+    "UserPage",
+    "UserUpdate",
     "no_nul_json",
     "whole_number",
 ]

@@ -7,18 +7,22 @@ from datetime import datetime
 from typing import Annotated, Any, Self, cast
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     model_validator,
 )
+from shared.events.templates import validate_template
 
 from shared.automations.service import (
     AutomationChanges,
     NewAutomation,
+    unique_ids,
 )
 from shared.infra.clock import system_clock
 from shared.models import (
     AutomationStatus,
+    ChatScope,
     TriggerType,
 )
 from shared.triggers.service import (
@@ -50,6 +54,14 @@ from webhook_gateway.api.schemas.base import (
 # Automations -------------------------------------------------------------------------------
 
 
+#: longest message template accepted (characters)
+TEMPLATE_MAX_CHARS = 20_000
+EventType = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+#: a set of event types, kept in the order given; empty: every type
+EventTypes = Annotated[list[EventType], Field(max_length=100), AfterValidator(unique_ids)]
+Template = Annotated[str, Field(max_length=TEMPLATE_MAX_CHARS, pattern=NO_NUL)]
+
+
 class AutomationCreate(Body):
     organization_id: uuid.UUID
     name: Name
@@ -60,6 +72,11 @@ class AutomationCreate(Body):
     allowed_tools: ToolNames = []
     max_chat_creates_per_hour: RateLimit = 10
     max_messages_per_hour: RateLimit = 60
+    chat_scope: ChatScope = Field(
+        ChatScope.AUTOMATION,
+        description="which chats an event may continue: only this automation's "
+        "(`automation`) or any of the owner's in the organization (`organization`)",
+    )
 
     def domain(self) -> NewAutomation:
         """The validated values, as the domain's input."""
@@ -81,6 +98,7 @@ class AutomationUpdate(Body):
     allowed_tools: ToolNames = None  # type: ignore[assignment]
     max_chat_creates_per_hour: RateLimit = None  # type: ignore[assignment]
     max_messages_per_hour: RateLimit = None  # type: ignore[assignment]
+    chat_scope: ChatScope = None  # type: ignore[assignment]
     status: AutomationStatus = None  # type: ignore[assignment]
 
     def changes(self) -> AutomationChanges:
@@ -101,6 +119,7 @@ class Automation(Response):
     status: AutomationStatus
     max_chat_creates_per_hour: int
     max_messages_per_hour: int
+    chat_scope: ChatScope
     created_at: datetime
     updated_at: datetime
 
@@ -124,11 +143,16 @@ class TriggerCreate(Body):
     cron_schedule: Schedule | None = None
     filter: JsonObject | None = None
     label_paths: LabelPaths | None = None
+    event_types: EventTypes | None = None
+    message_template: Template | None = None
 
     @model_validator(mode="after")
     def _semantics(self) -> Self:
-        """Paths, the schedule, and which fields the type allows (checked in this order)."""
+        """Paths, the template, the schedule, and which fields the type allows (checked in
+        this order)."""
         validate_label_paths(self.label_paths)
+        if self.message_template is not None:
+            validate_template(self.message_template)
         if self.type is TriggerType.WEBHOOK:
             if self.cron_schedule is not None:
                 raise kind_error("cron_schedule")
@@ -136,6 +160,8 @@ class TriggerCreate(Body):
         else:
             if self.filter:
                 raise kind_error("filter")
+            if self.event_types:
+                raise kind_error("event_types")
             # The request has no clock of its own: the wall clock anchors the "fires within
             # five years" check (the domain schedules with its injected clock).
             validate_schedule(self.cron_schedule, system_clock.now())
@@ -148,6 +174,8 @@ class TriggerCreate(Body):
             cron_schedule=self.cron_schedule,
             filter=dict(self.filter or {}),
             label_paths=dict(self.label_paths or {}),
+            event_types=tuple(self.event_types or ()),
+            message_template=self.message_template or None,
         )
 
 
@@ -157,15 +185,19 @@ class TriggerUpdate(Body):
     cron_schedule: Schedule = None  # type: ignore[assignment]
     filter: JsonObject | None = None
     label_paths: LabelPaths | None = None
+    event_types: EventTypes | None = None
+    message_template: Template | None = Field(None, description="null or empty: no template")
 
     @model_validator(mode="after")
     def _semantics(self) -> Self:
-        """The schedule and paths; whether the trigger may have a schedule or a filter depends
-        on its stored type, which only the domain knows."""
+        """The schedule, paths and template; whether the trigger may have a schedule, a
+        filter or event types depends on its stored type, which only the domain knows."""
         if "cron_schedule" in self.model_fields_set:
             validate_schedule(self.cron_schedule, system_clock.now())
         validate_filter(self.filter)
         validate_label_paths(self.label_paths)
+        if self.message_template:
+            validate_template(self.message_template)
         return self
 
     def changes(self) -> TriggerChanges:
@@ -177,6 +209,10 @@ class TriggerUpdate(Body):
             changes["filter"] = dict(self.filter or {})
         if "label_paths" in self.model_fields_set:
             changes["label_paths"] = dict(self.label_paths or {})
+        if "event_types" in self.model_fields_set:
+            changes["event_types"] = list(self.event_types or ())
+        if "message_template" in self.model_fields_set:
+            changes["message_template"] = self.message_template or None
         return changes
 
 
@@ -190,6 +226,8 @@ class Trigger(Response):
     last_triggered_at: datetime | None
     filter: dict[str, Any]
     label_paths: dict[str, Any]
+    event_types: list[str]
+    message_template: str | None
     previous_secret_expires_at: datetime | None = Field(
         description="while set and in the future, the previous secret still verifies"
     )
