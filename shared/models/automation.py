@@ -153,9 +153,7 @@ class AutomationEvent(Base):
             where="status IN ('created', 'continued')",
         ),
         partial_index("ix_automation_events_pending", "received_at", where="status = 'pending'"),
-        partial_index(
-            "ix_automation_events_replay_of", "replay_of", where="replay_of IS NOT NULL"
-        ),
+        partial_index("ix_automation_events_replay_of", "replay_of", where="replay_of IS NOT NULL"),
         # For ON DELETE SET NULL of a chat and the events of a chat. Partial: most events
         # reference no chat, or only one of the two, and an index entry is written for each
         # event insert and each (never HOT) status update. Lookups by trigger_id use the
