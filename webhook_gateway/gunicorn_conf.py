@@ -1,12 +1,15 @@
 """gunicorn settings, derived from the one settings object."""
 
 import glob
+import logging
 import os
 import shutil
 import tempfile
 from typing import Any
 
 from shared.infra.config import load_settings
+from shared.infra.crypto import warn_unencrypted_secrets
+from shared.infra.logs import gunicorn_logconfig
 
 _settings = load_settings()
 
@@ -21,6 +24,10 @@ keepalive = 5
 accesslog = None  # the app writes structured access logs itself
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+# Every line as JSON on stderr: gunicorn's error log, its access log (if turned on above) and
+# the app's loggers (the app keeps this configuration: its root logger has a handler).
+logconfig_dict = gunicorn_logconfig(_settings.log_level, access_log=accesslog is not None)
+logging.captureWarnings(True)
 
 # Prometheus metrics across worker processes: every worker writes its values to files in
 # PROMETHEUS_MULTIPROC_DIR and /metrics aggregates them. Set before any worker imports
@@ -37,6 +44,10 @@ from prometheus_client import multiprocess  # noqa: E402
 
 
 def on_starting(server: Any) -> None:
+    # once per gateway (the workers are forked later and inherit that it was said), in JSON:
+    # gunicorn has applied logconfig_dict by now
+    if not _settings.keys:
+        warn_unencrypted_secrets()
     # values left over from an earlier run would be added to this run's counters
     for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.remove(path)

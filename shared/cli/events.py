@@ -14,8 +14,21 @@ import click
 from shared.cli.client import ApiClient, ClientError, client
 from shared.cli.output import emit_json, handle_errors, json_option, table
 from shared.cli.resolve import resolve_automation
+from shared.cli.timestamps import TIMESTAMP
 
-EVENT_COLUMNS = ("received_at", "id", "status", "trigger_id", "labels", "chat", "error")
+#: event_type is X-GitHub-Event and the like: "-" when the sender named none (or the server
+#: does not return it)
+EVENT_COLUMNS = (
+    "received_at",
+    "id",
+    "status",
+    "event_type",
+    "trigger_id",
+    "labels",
+    "chat",
+    "error",
+)
+EVENT_HEADERS = {"event_type": "EVENT TYPE"}
 
 
 @click.group()
@@ -30,6 +43,10 @@ def _event_row(e: dict[str, Any]) -> dict[str, Any]:
     return {**e, "labels": e.get("resolved_labels"), "chat": chat}
 
 
+def _table(page: list[dict[str, Any]]) -> str:
+    return table([_event_row(e) for e in page], EVENT_COLUMNS, headers=EVENT_HEADERS)
+
+
 @events.command("list")
 @click.argument("automation_ref", metavar="AUTOMATION")
 @click.option(
@@ -42,7 +59,12 @@ def _event_row(e: dict[str, Any]) -> dict[str, Any]:
     help="Repeatable.",
 )
 @click.option("--trigger", "trigger_id", help="Only this trigger's events.")
-@click.option("--since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]))
+@click.option(
+    "--since",
+    type=TIMESTAMP,
+    help="Received at or after: as printed (2026-12-05T23:04:30Z, '2026-12-05 23:04:30'), "
+    "RFC 3339, or a date; UTC unless an offset is given.",
+)
 @click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events and status changes.")
 @click.option("--interval", type=click.FloatRange(0.2), default=2.0, show_default=True)
@@ -65,9 +87,7 @@ def events_list(
     params: dict[str, Any] = {
         "status": list(statuses),
         "trigger_id": trigger_id,
-        "since": since.isoformat()
-        if since and since.tzinfo
-        else (since.isoformat() + "Z" if since else None),
+        "since": since.isoformat() if since else None,  # aware: parse_timestamp adds UTC
         "limit": limit,
     }
     page = api.get(path, **params)["items"]
@@ -77,7 +97,7 @@ def events_list(
         elif not page:
             click.echo("no events", err=True)
         else:
-            click.echo(table([_event_row(e) for e in page], EVENT_COLUMNS))
+            click.echo(_table(page))
         return
     follow_events(api, path, params, page, interval, as_json)
 
@@ -106,7 +126,7 @@ def follow_events(
             if as_json:
                 click.echo(json.dumps(e, sort_keys=True, default=str))
             else:
-                row = table([_event_row(e)], EVENT_COLUMNS).splitlines()
+                row = _table([e]).splitlines()
                 if header:
                     click.echo(row[0])
                     header = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -43,7 +43,13 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def _cell(value: Any, width: int = 48) -> str:
+#: widest table cell; longer ones are cut with an ellipsis (except full-width columns)
+CELL_WIDTH = 48
+#: columns whose values are shown in full, however long: URLs are copied, not read
+FULL_WIDTH_SUFFIXES = ("_url",)
+
+
+def _cell(value: Any, width: int | None = CELL_WIDTH) -> str:
     if value is None:
         text = "-"
     elif isinstance(value, bool):
@@ -55,14 +61,25 @@ def _cell(value: Any, width: int = 48) -> str:
     else:
         text = str(value)
     text = text.replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain text table (no dependency); long cells are cut with an ellipsis."""
-    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
-    widths = [max([len(col), *(len(r[i]) for r in cells)]) for i, col in enumerate(columns)]
-    lines = ["  ".join(col.upper().ljust(widths[i]) for i, col in enumerate(columns)).rstrip()]
+def table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """A plain text table (no dependency); long cells are cut with an ellipsis, except in
+    URL columns (names ending in ``_url``), which are always shown in full. A column's header
+    is its name in upper case unless ``headers`` names it otherwise."""
+    titles = [(headers or {}).get(col, col.upper()) for col in columns]
+    limits = [None if col.endswith(FULL_WIDTH_SUFFIXES) else CELL_WIDTH for col in columns]
+    cells = [
+        [_cell(row.get(col), w) for col, w in zip(columns, limits, strict=True)] for row in rows
+    ]
+    widths = [max([len(title), *(len(r[i]) for r in cells)]) for i, title in enumerate(titles)]
+    lines = ["  ".join(title.ljust(widths[i]) for i, title in enumerate(titles)).rstrip()]
     for r in cells:
         lines.append("  ".join(r[i].ljust(widths[i]) for i in range(len(columns))).rstrip())
     return "\n".join(lines)

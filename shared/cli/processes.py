@@ -27,7 +27,8 @@ def gateway_argv(settings: Settings) -> list[str]:
 
 
 def worker_argv(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
-    argv = [sys.executable, "-m", "celery", "-A", "worker.app", "worker"]
+    # --quiet: no start-up banner on stdout (the logs on stderr are JSON lines)
+    argv = [sys.executable, "-m", "celery", "-A", "worker.app", "--quiet", "worker"]
     argv += ["--loglevel", settings.log_level]
     if "-Q" not in extra and "--queues" not in extra:
         argv += ["-Q", ",".join(ALL_QUEUES)]
@@ -46,6 +47,7 @@ def beat_argv(settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
         "celery",
         "-A",
         "worker.app",
+        "--quiet",
         "beat",
         "--loglevel",
         settings.log_level,

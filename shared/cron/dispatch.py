@@ -137,6 +137,7 @@ def dispatch_due(
             break
     with units() as uow:
         unscheduled = _unschedule_disabled(uow.session, clock.now(), batch_size)
+    # INFO only when the tick did something: an idle tick (every few seconds) is DEBUG
     if fired or unscheduled:
         log.info(
             "cron dispatch: %d fire(s) in %d batch(es); %d trigger(s) of disabled automations "
@@ -145,6 +146,8 @@ def dispatch_due(
             batches,
             unscheduled,
         )
+    else:
+        log.debug("cron dispatch: nothing due")
     return fired
 
 

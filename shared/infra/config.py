@@ -6,7 +6,6 @@ Tests construct ``Settings(...)`` directly with keyword arguments; production re
 
 from __future__ import annotations
 
-import logging
 import os
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +17,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "AUTOMATIONS_"
-log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -192,8 +190,7 @@ def load_settings(**overrides: Any) -> Settings:
             msg = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"{name}: {msg}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
-    if not settings.keys:
-        log.warning(
-            "AUTOMATIONS_ENCRYPTION_KEYS is not set: webhook secrets are stored unencrypted"
-        )
+    # No warning about missing AUTOMATIONS_ENCRYPTION_KEYS here: loading settings stores no
+    # secret. shared.infra.crypto.warn_unencrypted_secrets says it once per process where a
+    # secret is stored (and when the gateway starts).
     return settings

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
+import threading
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -19,11 +21,13 @@ __all__ = [
     "AAD",
     "KEY_SIZE",
     "PREFIX",
+    "UNENCRYPTED_WARNING",
     "CryptoError",
     "Keyring",
     "UnknownKeyError",
     "key_digest",
     "parse_keys",
+    "warn_unencrypted_secrets",
 ]
 
 KEY_SIZE = 32
@@ -32,6 +36,29 @@ TAG_SIZE = 16
 PREFIX = "enc:v1:"
 AAD = b"automations-webhook-secret"
 _DIGEST_DOMAIN = b"chat-automations-key-id:"
+UNENCRYPTED_WARNING = (
+    "AUTOMATIONS_ENCRYPTION_KEYS is not set: webhook secrets are stored unencrypted"
+)
+
+log = logging.getLogger(__name__)
+_warned = False
+_warned_lock = threading.Lock()
+
+
+def warn_unencrypted_secrets() -> bool:
+    """Log :data:`UNENCRYPTED_WARNING` once per process; True when this call logged it.
+
+    Called where it matters: when the gateway starts (``on_starting``, before its workers are
+    forked, so they inherit that it was said) and when a secret is about to be stored in
+    plain text (:meth:`Keyring.encrypt` without keys), never merely for loading settings.
+    """
+    global _warned
+    with _warned_lock:
+        if _warned:
+            return False
+        _warned = True
+    log.warning(UNENCRYPTED_WARNING)
+    return True
 
 
 class CryptoError(Exception):
@@ -73,6 +100,7 @@ class Keyring:
     def encrypt(self, plaintext: str) -> tuple[str, str | None]:
         """Return ``(stored_value, key_digest)``; disabled keyring: ``(plaintext, None)``."""
         if self.active_digest is None:
+            warn_unencrypted_secrets()
             return plaintext, None
         nonce = os.urandom(NONCE_SIZE)
         sealed = AESGCM(self._keys[self.active_digest]).encrypt(

@@ -37,6 +37,8 @@ def test_real_beat_and_worker_fire_a_cron_trigger_once(
     extra = {
         "AUTOMATIONS_CRON_DISPATCH_INTERVAL_SECONDS": "1",
         "AUTOMATIONS_SWEEPER_INTERVAL_SECONDS": "5",
+        # the worker's "Task ... succeeded" lines of periodic ticks are DEBUG (quiet when idle)
+        "AUTOMATIONS_LOG_LEVEL": "DEBUG",
     }
     engine = make_engine(pg_committed)
     procs: list[Proc] = []
