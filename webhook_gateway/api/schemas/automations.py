@@ -12,13 +12,13 @@ from pydantic import (
     Field,
     model_validator,
 )
-from shared.events.templates import validate_template
 
 from shared.automations.service import (
     AutomationChanges,
     NewAutomation,
     unique_ids,
 )
+from shared.events.templates import validate_template
 from shared.infra.clock import system_clock
 from shared.models import (
     AutomationStatus,
