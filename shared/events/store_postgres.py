@@ -125,37 +125,48 @@ LEFT JOIN automation_triggers t ON t.id = e.trigger_id
 # continued events: its condition is written out so that generic plans can use it. The chat
 # candidates come from a subquery that only tests containment (the GIN index on labels),
 # fenced with OFFSET 0 so PostgreSQL plans it on its own (shared.chats.matching); equal
-# labels only, within the chat scope (NULL ``scope_automation_id``: the organization scope).
-# NULL labels (the event resolved none) match nothing; NULL ``since`` (preview) counts
-# nothing.
-CONTEXT = Statement(
-    "automations_pipeline_context_v3",
-    f"""
+# labels only, within the chat scope. One statement per scope, not one with an
+# ``:x IS NULL OR ...`` condition: custom plans fold that condition away and look cheaper, so
+# PostgreSQL would never settle on the generic plan that saves planning each event. NULL
+# labels (the event resolved none) match nothing; NULL ``since`` (preview) counts nothing.
+_CONTEXT = """
 SELECT count(*) AS messages,
-       count(*) FILTER (WHERE status = '{EventStatus.CREATED.value}') AS creates,
+       count(*) FILTER (WHERE status = '{created}') AS creates,
        (SELECT c.id FROM (
           SELECT id, updated_at, owner_id, organization_id, automation_id, archived,
                  parent_chat_id
           FROM chats WHERE labels @> :labels AND labels = :labels OFFSET 0) AS c
         WHERE c.owner_id = :owner_id AND c.organization_id = :organization_id
-          AND c.archived IS false AND c.parent_chat_id IS NULL
-          AND (:scope_automation_id IS NULL OR c.automation_id = :scope_automation_id)
+          AND c.archived IS false AND c.parent_chat_id IS NULL{scope}
         ORDER BY c.updated_at DESC LIMIT 1) AS matched_chat_id
 FROM automation_events
 WHERE automation_id = :automation_id
-  AND status IN ('{EventStatus.CREATED.value}', '{EventStatus.CONTINUED.value}')
+  AND status IN ('{created}', '{continued}')
   AND received_at >= :since
-""",
-    {
-        "labels": ("jsonb", NULLABLE_JSONB),
-        "owner_id": _UUID,
-        "organization_id": _UUID,
-        "scope_automation_id": _UUID,
-        "automation_id": _UUID,
-        "since": _TS,
-    },
-    {"messages": Integer(), "creates": Integer(), "matched_chat_id": chats.c.id.type},
+"""
+_CONTEXT_PARAMS: dict[str, tuple[str, Any]] = {
+    "labels": ("jsonb", NULLABLE_JSONB),
+    "owner_id": _UUID,
+    "organization_id": _UUID,
+    "automation_id": _UUID,
+    "since": _TS,
+}
+_CONTEXT_COLUMNS = {"messages": Integer(), "creates": Integer(), "matched_chat_id": chats.c.id.type}
+
+
+def _context(name: str, scope: str) -> Statement:
+    text = _CONTEXT.format(
+        created=EventStatus.CREATED.value, continued=EventStatus.CONTINUED.value, scope=scope
+    )
+    return Statement(name, text, _CONTEXT_PARAMS, _CONTEXT_COLUMNS)
+
+
+#: chats of the event's own automation only (``chat_scope = automation``)
+CONTEXT = _context(
+    "automations_pipeline_context_v3", "\n          AND c.automation_id = :automation_id"
 )
+#: any chat of the owner in the organization (``chat_scope = organization``)
+CONTEXT_ORGANIZATION = _context("automations_pipeline_context_org_v3", "")
 
 _FINISH_EVENT = """
 UPDATE automation_events SET status = :status, filter_matched = :filter_matched,
@@ -219,7 +230,7 @@ WITH touched AS (
     {},
 )
 
-_ALL = (LOAD, CONTEXT, FINISH, FINISH_CREATE, FINISH_CONTINUE)
+_ALL = (LOAD, CONTEXT, CONTEXT_ORGANIZATION, FINISH, FINISH_CREATE, FINISH_CONTINUE)
 _PLAIN = {s.name: s.plain() for s in _ALL}
 _EXECUTE = {s.name: s.execute_clause() for s in _ALL}
 _PREPARE = {s.name: s.prepare_sql() for s in _ALL}
@@ -247,13 +258,13 @@ class PostgresEventStore:
     def context(
         self, event: LoadedEvent, labels: dict[str, str], since: datetime | None
     ) -> Context:
+        scoped = scope_automation_id(event) is not None
         row = self._run(
-            CONTEXT,
+            CONTEXT if scoped else CONTEXT_ORGANIZATION,
             {
                 "labels": labels or None,
                 "owner_id": event.owner_id,
                 "organization_id": event.organization_id,
-                "scope_automation_id": scope_automation_id(event),
                 "automation_id": event.automation_id,
                 "since": since,
             },

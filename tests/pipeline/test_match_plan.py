@@ -134,13 +134,14 @@ def test_prepared_match_uses_the_labels_index_in_its_generic_plan(
         conn.exec_driver_sql("ANALYZE chats")
     # the pipeline's statement under a name of this test's own (pooled connections may have
     # prepared and planned the pipeline's name in earlier tests)
-    ps = dataclasses.replace(store_postgres.CONTEXT, name=f"test_match_{uuid.uuid4().hex[:12]}")
+    ps = dataclasses.replace(
+        store_postgres.CONTEXT_ORGANIZATION, name=f"test_match_{uuid.uuid4().hex[:12]}"
+    )
     conn.exec_driver_sql(ps.prepare_sql())
     params = {
         "owner_id": owner.id,
         "organization_id": owner.memberships[0].organization_id,
         "labels": WANTED,
-        "scope_automation_id": None,
         "automation_id": uuid.uuid4(),
         "since": clock.now(),
     }
@@ -447,12 +448,11 @@ def test_a_generic_plan_made_while_chats_was_small_still_uses_the_labels_index(
     _owner_with_many_chats(pg_session, clock)  # the table grows; the cached plan stays
     plan = "\n".join(
         conn.exec_driver_sql(
-            f"EXPLAIN EXECUTE {name}(%s, %s, %s, %s, %s, %s)",
+            f"EXPLAIN EXECUTE {name}(%s, %s, %s, %s, %s)",
             (
                 '{"repo": "r3"}',
                 str(owner.id),
                 str(auto.organization_id),
-                str(auto.id),
                 str(auto.id),
                 clock.now() - timedelta(hours=1),
             ),
