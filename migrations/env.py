@@ -53,12 +53,24 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = make_engine(_url(), poolclass=pool.NullPool)
+    # On SQLite with foreign keys off: altering a table rebuilds it (copy, DROP, rename), and
+    # an enforced DROP of ``users`` would cascade into every automation, chat and event. The
+    # keys are checked once the migrations ran, inside their transaction.
+    engine = make_engine(_url(), poolclass=pool.NullPool, sqlite_foreign_keys=False)
     with engine.connect() as conn:
         context.configure(connection=conn, **_options(conn.dialect.name))
         with context.begin_transaction():
             context.run_migrations()
+            if conn.dialect.name == "sqlite":
+                _check_foreign_keys(conn)
     engine.dispose()
+
+
+def _check_foreign_keys(conn: Any) -> None:
+    """Fail the migration (rolling it back) if it left a row pointing nowhere."""
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"migration left {len(broken)} broken foreign keys: {broken[:5]}")
 
 
 if context.is_offline_mode():

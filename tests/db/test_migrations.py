@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine, inspect
+from sqlalchemy.orm import Session
 
 from shared.infra.db import migrate
-from shared.infra.db.base import metadata
+from shared.infra.db.base import UTCDateTime, metadata
 from shared.infra.db.engine import make_engine
+from shared.models import Automation, AutomationTrigger, ChatScope, User
 
 
 def test_no_drift_on_postgres(pg_url: str) -> None:
@@ -121,3 +127,114 @@ def test_lookups_by_a_referenced_id_stay_index_scans(
             conn.rollback()
             conn.exec_driver_sql("DEALLOCATE q")
     assert index in plan, plan
+
+
+def _rows_before_0007_get_the_defaults(url: str) -> None:
+    """An automation, a webhook trigger and a user written under 0006 come out of 0007 with
+    chat_scope 'automation', every event type accepted, no template, and active."""
+    migrate.upgrade(url, "0006")
+    ids = {name: uuid.uuid4() for name in ("org", "user", "automation", "trigger")}
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    stamps = {"created_at": now, "updated_at": now}
+    t = {
+        name: sa.table(name, *(sa.column(c, type_) for c, type_ in cols.items()))
+        for name, cols in {
+            "organizations": {"id": sa.Uuid(), "name": sa.String(), **_STAMPS},
+            "users": {
+                "id": sa.Uuid(),
+                "email": sa.String(),
+                "name": sa.String(),
+                "site_role": sa.String(),
+                **_STAMPS,
+            },
+            "automations": {
+                "id": sa.Uuid(),
+                "owner_id": sa.Uuid(),
+                "organization_id": sa.Uuid(),
+                "name": sa.String(),
+                "description": sa.String(),
+                "instructions": sa.String(),
+                "mcp_server_ids": sa.JSON(),
+                "allowed_tools": sa.JSON(),
+                "status": sa.String(),
+                "max_chat_creates_per_hour": sa.Integer(),
+                "max_messages_per_hour": sa.Integer(),
+                **_STAMPS,
+            },
+            "automation_triggers": {
+                "id": sa.Uuid(),
+                "automation_id": sa.Uuid(),
+                "type": sa.String(),
+                "webhook_secret": sa.String(),
+                "filter": sa.JSON(),
+                "label_paths": sa.JSON(),
+                **_STAMPS,
+            },
+        }.items()
+    }
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(t["organizations"].insert(), {"id": ids["org"], "name": "acme", **stamps})
+            conn.execute(
+                t["users"].insert(),
+                {
+                    "id": ids["user"],
+                    "email": "a@example.com",
+                    "name": "",
+                    "site_role": "member",
+                    **stamps,
+                },
+            )
+            conn.execute(
+                t["automations"].insert(),
+                {
+                    "id": ids["automation"],
+                    "owner_id": ids["user"],
+                    "organization_id": ids["org"],
+                    "name": "old",
+                    "description": "",
+                    "instructions": "",
+                    "mcp_server_ids": [],
+                    "allowed_tools": [],
+                    "status": "active",
+                    "max_chat_creates_per_hour": 10,
+                    "max_messages_per_hour": 60,
+                    **stamps,
+                },
+            )
+            conn.execute(
+                t["automation_triggers"].insert(),
+                {
+                    "id": ids["trigger"],
+                    "automation_id": ids["automation"],
+                    "type": "webhook",
+                    "webhook_secret": "ab" * 32,
+                    "filter": {},
+                    "label_paths": {},
+                    **stamps,
+                },
+            )
+        migrate.upgrade(url)
+        with Session(engine) as session:
+            automation = session.get(Automation, ids["automation"])
+            trigger = session.get(AutomationTrigger, ids["trigger"])
+            user = session.get(User, ids["user"])
+            assert automation is not None and automation.chat_scope == ChatScope.AUTOMATION
+            assert trigger is not None and trigger.event_types == []
+            assert trigger.message_template is None
+            assert user is not None and user.active is True
+    finally:
+        engine.dispose()
+
+
+_STAMPS = {"created_at": UTCDateTime(), "updated_at": UTCDateTime()}
+
+
+@pytest.mark.postgres
+def test_rows_before_0007_get_the_defaults_on_postgres(pg_scratch_url: str) -> None:
+    _rows_before_0007_get_the_defaults(pg_scratch_url)
+
+
+def test_rows_before_0007_get_the_defaults_on_sqlite(tmp_path: object) -> None:
+    _rows_before_0007_get_the_defaults(f"sqlite:///{tmp_path}/old.db")

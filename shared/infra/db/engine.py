@@ -15,12 +15,23 @@ from shared.infra.db import jsonio
 POOL_RECYCLE_SECONDS = 1800
 
 
-def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5, **kw: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    sqlite_foreign_keys: bool = True,
+    **kw: Any,
+) -> Engine:
+    """An engine for ``url``. ``sqlite_foreign_keys=False`` is for schema migrations only:
+    SQLite rebuilds a table to alter it (copy, DROP, rename), and with foreign keys enforced
+    the DROP cascades into every table that references it (SQLite's own procedure for
+    altering tables turns them off, then checks them)."""
     kw.setdefault("json_serializer", jsonio.dumps)
     kw.setdefault("json_deserializer", jsonio.loads)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kw)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, foreign_keys=sqlite_foreign_keys)
         return engine
     if "poolclass" not in kw:
         kw.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=POOL_RECYCLE_SECONDS)
@@ -41,7 +52,7 @@ def engine_from_settings(settings: Settings, **kw: Any) -> Engine:
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, foreign_keys: bool = True) -> None:
     """WAL, foreign keys, and BEGIN IMMEDIATE so a write transaction holds the single-writer
     lock from its first statement; that lock is what serialises the pipeline on SQLite."""
 
@@ -49,7 +60,7 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
