@@ -4,7 +4,10 @@ The statements are SQL text written here, with named parameters. They are shaped
 round trips:
 
 * ``load``: event row lock + automation + trigger + the per-automation advisory lock (and the
-  transaction-local ``enable_seqscan``/``synchronous_commit`` switches) in one statement; in
+  transaction-local ``enable_seqscan``/``synchronous_commit``/``plan_cache_mode`` switches:
+  the statements after it use their generic plan, planned once per connection, instead of
+  PostgreSQL's cost-based choice, which kept re-planning when custom plans looked cheaper)
+  in one statement; in
   the ``organization`` chat scope also a lock on the owner and organization, taken after the
   automation's (always in that order, so no deadlock), so that two automations feeding one
   conversation cannot both create its chat;
@@ -99,6 +102,7 @@ SELECT e.id, e.status, e.automation_id, e.trigger_id, e.received_at, e.payload,
               a.owner_id::text || '/' || a.organization_id::text, {LOCK_NAMESPACE})) END
          AS scope_locked,
        set_config('enable_seqscan', 'off', true) AS index_scans_only,
+       set_config('plan_cache_mode', 'force_generic_plan', true) AS generic_plans,
        CASE WHEN :async_commit THEN set_config('synchronous_commit', 'off', true) END
          AS commit_mode
 FROM locked_event e
