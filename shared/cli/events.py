@@ -13,6 +13,7 @@ import click
 
 from shared.cli.client import ApiClient, ClientError, client
 from shared.cli.output import emit_json, handle_errors, json_option, table
+from shared.cli.replay import STATUSES
 from shared.cli.resolve import resolve_automation
 from shared.cli.timestamps import TIMESTAMP
 
@@ -53,9 +54,7 @@ def _table(page: list[dict[str, Any]]) -> str:
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(
-        ["pending", "filtered", "preview", "created", "continued", "rate_limited", "error"]
-    ),
+    type=click.Choice(STATUSES),
     help="Repeatable.",
 )
 @click.option("--trigger", "trigger_id", help="Only this trigger's events.")

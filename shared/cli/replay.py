@@ -17,8 +17,10 @@ from shared.cli.client import client
 from shared.cli.output import emit_json, handle_errors, json_option
 from shared.cli.resolve import resolve_automation
 from shared.cli.timestamps import TIMESTAMP
+from shared.models.enums import EventStatus
 
-STATUSES = ["pending", "filtered", "preview", "created", "continued", "rate_limited", "error"]
+#: the event statuses, as the list filters take them
+STATUSES = [status.value for status in EventStatus]
 
 
 @click.command("replay")
@@ -76,13 +78,7 @@ def replay(
     if until is not None:
         body["until"] = until.isoformat()
     count = api.post(f"{base}/replay", {**body, "dry_run": True})
-    if dry_run:
-        if as_json:
-            emit_json(count)
-        else:
-            click.echo(_count_line(count))
-        return
-    if count["matched"] == 0:
+    if dry_run or count["matched"] == 0:  # nothing more to do than to say the count
         if as_json:
             emit_json(count)
         else:
