@@ -410,7 +410,14 @@ def main() -> int:
     engine = make_engine(db_url)
     with Session(engine) as session:
         auto = factories.automation(session, system_clock, status=AutomationStatus.ACTIVE)
-        trigger = factories.webhook_trigger(session, system_clock, auto, webhook_secret=SECRET)
+        trigger = factories.webhook_trigger(
+            # one body, many delivery ids: the replay window would fold them into one event
+            session,
+            system_clock,
+            auto,
+            webhook_secret=SECRET,
+            replay_window_seconds=0,
+        )
         ids = (str(auto.id), str(trigger.id))
         session.commit()
 

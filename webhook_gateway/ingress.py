@@ -1,13 +1,24 @@
 """``POST /api/v1/automations/triggers/<trigger_id>/webhook`` (SPEC 4).
 
-Order of work: size limit (Content-Length, then a capped streaming read) → trigger lookup
-(404) → disabled automation (202 ignored) → signature (401 with its reason + an error event
-folded per reason) → delivery-id dedup → insert the ``pending`` event with its event type and
-headers, and commit → publish → 202, in one unit of work (the publish is its after-commit
-work; a failed publish leaves the event ``pending`` for the sweeper and the answer is still
-202, SPEC 4).
+Order of work: size limit (Content-Length, then a capped streaming read) → canonical trigger
+id and trigger lookup (404) → signature (401 with its reason + an error event folded per
+reason) → disabled automation (202 ignored) → dedup on signed identity (Standard Webhooks:
+the signed ``webhook-id`` only; GitHub-style: the delivery headers, and a byte-identical
+body within the trigger's replay window) → insert the ``pending`` event with its event type
+and headers, and commit → publish → 202, in one unit of work (the publish is its
+after-commit work; a failed publish leaves the event ``pending`` for the sweeper and the
+answer is still 202, SPEC 4).
+The signature comes before the automation's status, so that an unsigned request cannot
+learn that a trigger exists and is disabled: it gets the same 401 as for an active one.
 A 202 with an event id always means the event is committed. The view stays thin: the
 domain logic lives in :mod:`shared.events.ingest`.
+
+A trigger deleted while this process still has it cached fails the event's insert on its
+foreign key; the trigger is then reloaded (which caches the miss) and the answer is the
+404 of an unknown trigger, not a 500.
+
+Only the canonical spelling of a trigger id is served (lower-case hyphenated UUID, single
+slashes): every other spelling of a known id gets the 404 of an unknown one.
 
 The trigger usually comes from the process's cache. Another process may have regenerated the
 secret since, so the verdict against a cached snapshot is not final (SPEC 4.2.2, see
@@ -24,6 +35,7 @@ else, including other methods on the webhook path (Flask's 405), goes to Flask.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,7 +43,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_content_length, get_input_stream
 
@@ -47,6 +59,7 @@ from shared.events.ingest import (
     event_type_from,
     record_bad_signature,
     record_event,
+    replay_digest,
     stored_headers,
 )
 from shared.events.payload import prepare_payload
@@ -59,7 +72,13 @@ from shared.triggers.lookup import (
     load_trigger,
     parse_trigger_id,
 )
-from shared.triggers.signatures import GITHUB_HEADER, STANDARD_SIGNATURE_HEADER, Verdict, verify
+from shared.triggers.signatures import (
+    GITHUB_HEADER,
+    STANDARD_SIGNATURE_HEADER,
+    Verdict,
+    scheme_of,
+    verify,
+)
 from webhook_gateway import access_log
 from webhook_gateway.context import Gateway, gateway
 from webhook_gateway.metrics import observe
@@ -72,6 +91,7 @@ bp = Blueprint("ingress", __name__)
 _PATH_PREFIX = "/api/v1/automations/triggers/"
 _PATH_SUFFIX = "/webhook"
 _RULE = f"{_PATH_PREFIX}<trigger_id>{_PATH_SUFFIX}"
+_SLASHES = re.compile(r"//+")
 _READ_CHUNK = 64 * 1024
 _EXTENSION = "automations.ingress"
 #: the 401 messages: the reason first (SPEC 4.2.1's word), then what to fix
@@ -136,6 +156,8 @@ class _Answer:
         return [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(self.body))),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Cache-Control", "no-store"),
             *self.headers,
         ]
 
@@ -220,16 +242,25 @@ def _signature_message(verdict: Verdict, signature_header: str | None) -> str:
 
 def _reject_signature(
     gw: Gateway,
+    state: IngressState,
     trigger: TriggerSnapshot,
     verdict: Verdict,
     headers: dict[str, str],
     size: int,
 ) -> _Outcome:
+    """The 401, once the failure is recorded (for a disabled automation's trigger too: the
+    request cannot be told apart from one to an active trigger)."""
     signature_header = _signature_header(headers)
     details = {"_signature_header": signature_header, "_original_size": size}
     try:
         with gw.unit_of_work() as uow:
             record_bad_signature(uow.connection, gw.clock, trigger, verdict.value, details)
+    except IntegrityError:
+        _raise_if_gone(gw, state, trigger.trigger_id)
+        log.warning(
+            "could not record a bad signature for trigger %s: integrity error",
+            trigger.trigger_id,
+        )
     except SQLAlchemyError as exc:
         # the answer is still 401: the request is unauthenticated either way
         log.warning(
@@ -249,12 +280,21 @@ def _load(gw: Gateway, state: IngressState, trigger_id: uuid.UUID) -> TriggerSna
     return trigger
 
 
+def _raise_if_gone(gw: Gateway, state: IngressState, trigger_id: uuid.UUID) -> None:
+    """After a write failed on a foreign key: reload the trigger (the fresh load replaces
+    the cached snapshot, so a deleted trigger is cached as a miss) and raise the 404 when it
+    is gone. Returns when it still exists (the failure was something else)."""
+    fresh = _load(gw, state, trigger_id)
+    if fresh is None or not fresh.is_webhook:
+        raise _not_found() from None
+
+
 def _usable(trigger: TriggerSnapshot | None) -> TriggerSnapshot:
-    """The trigger if the request can be verified against it, else the final answer."""
+    """The trigger if the request can be verified against it, else the final answer (404,
+    503). Its automation's status is not looked at here: that is revealed only to a request
+    whose signature verified (:func:`_verified`)."""
     if trigger is None or not trigger.is_webhook:
         raise _not_found()
-    if trigger.disabled:
-        raise _Outcome("ignored", _json(202, {"status": "ignored"}))
     if trigger.secret_error is not None:
         raise _unavailable(
             "the trigger's secret cannot be decrypted with the configured keys; "
@@ -285,8 +325,8 @@ def _verified(
     headers: dict[str, str],
     body: bytes,
 ) -> TriggerSnapshot:
-    """The trigger, once the request's signature is verified against it; otherwise raises
-    the final answer (404, 202 ignored, 503, 401)."""
+    """The trigger, once the request's signature is verified against it and its automation
+    is not disabled; otherwise raises the final answer (404, 503, 401, then 202 ignored)."""
     cached = state.triggers.entry(trigger_id)
     trigger = _usable(cached.snapshot if cached is not None else _load(gw, state, trigger_id))
     now = gw.clock.now()
@@ -295,7 +335,9 @@ def _verified(
         trigger = _usable(_load(gw, state, trigger_id))
         verdict = verify(headers, body, trigger.secrets_at(now), now.timestamp())
     if verdict is not Verdict.OK:
-        raise _reject_signature(gw, trigger, verdict, headers, len(body))
+        raise _reject_signature(gw, state, trigger, verdict, headers, len(body))
+    if trigger.disabled:
+        raise _Outcome("ignored", _json(202, {"status": "ignored"}))
     return trigger
 
 
@@ -311,21 +353,28 @@ def _handle(
         raise _not_found()
     headers = _headers(environ)
     trigger = _verified(gw, state, trigger_id, headers, body)
+    scheme = scheme_of(headers)
 
     payload = prepare_payload(body, gw.settings.stored_payload_max_bytes)
     # The deduplicating insert; the process_event message goes out after it committed.
-    with gw.unit_of_work() as uow:
-        recorded = record_event(
-            uow.connection,
-            gw.clock,
-            trigger,
-            delivery_id_from(headers),
-            payload,
-            event_type=event_type_from(headers, body, payload),
-            headers=stored_headers(headers),
-        )
-        if not recorded.duplicate:
-            uow.enqueue(*event_message(recorded.event_id))
+    try:
+        with gw.unit_of_work() as uow:
+            recorded = record_event(
+                uow.connection,
+                gw.clock,
+                trigger,
+                delivery_id_from(headers, scheme),
+                payload,
+                event_type=event_type_from(headers, body, payload),
+                headers=stored_headers(headers),
+                body_sha256=replay_digest(trigger, scheme, body),
+            )
+            if not recorded.duplicate:
+                uow.enqueue(*event_message(recorded.event_id))
+    except IntegrityError:
+        # the cached trigger was deleted since: its foreign key failed (SPEC 4.2: 404)
+        _raise_if_gone(gw, state, trigger_id)
+        raise
     if recorded.duplicate:
         return _Outcome(
             "duplicate", _json(202, {"event_id": str(recorded.event_id), "duplicate": True})
@@ -378,11 +427,17 @@ _STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in H
 
 def _webhook_trigger_id(path: str) -> str | None:
     """The trigger id segment of a webhook path, else None (any segment, malformed ones
-    included, so that every unknown id gets the same 404)."""
-    if path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX):
+    included, so that every unknown id gets the same 404). A path that is a webhook path
+    only once its doubled slashes are merged gives ``""`` (answered 404 too): Flask would
+    redirect it to the canonical path instead."""
+    if not path.endswith(_PATH_SUFFIX):
+        return None
+    if path.startswith(_PATH_PREFIX):
         segment = path[len(_PATH_PREFIX) : -len(_PATH_SUFFIX)]
         if "/" not in segment:
             return segment
+    if "//" in path and _webhook_trigger_id(_SLASHES.sub("/", path)) is not None:
+        return ""
     return None
 
 
@@ -424,7 +479,7 @@ class IngressMiddleware:
         return [answer.body]
 
 
-@bp.post(_RULE)
+@bp.post(_RULE, merge_slashes=False)
 def receive_webhook(trigger_id: str) -> Response:
     """Flask's route for the webhook path, so that other methods get a 405. The middleware
     answers every ``POST`` first; this view gives the same answer when the Flask app is

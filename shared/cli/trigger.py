@@ -11,7 +11,14 @@ from shared.cli.client import ClientError, client
 from shared.cli.output import details, emit_json, handle_errors, json_option, table
 from shared.cli.resolve import parse_duration, parse_json_arg, parse_labels, resolve_automation
 
-TRIGGER_COLUMNS = ("id", "type", "cron_schedule", "next_fire_at", "webhook_url")
+TRIGGER_COLUMNS = (
+    "id",
+    "type",
+    "cron_schedule",
+    "next_fire_at",
+    "replay_window_seconds",
+    "webhook_url",
+)
 
 SchemaName = Literal[
     "AutomationCreate",
@@ -51,6 +58,8 @@ def _print_secret(data: dict[str, Any], as_json: bool) -> None:
         return
     click.echo(f"trigger      {data.get('id') or data.get('trigger_id')}")
     click.echo(f"webhook_url  {data['webhook_url']}")
+    if data.get("replay_window_seconds") is not None:
+        click.echo(f"replay       {data['replay_window_seconds']} s window (0: off)")
     click.echo(f"secret       {data['webhook_secret']}")
     click.echo(f"whsec        {data['webhook_secret_standard']}")
     if data.get("previous_secret_expires_at"):
@@ -77,6 +86,11 @@ _EVENT_TYPE_HELP = (
     "Accept only events of this type (X-GitHub-Event and the like); repeatable. "
     "Default: every type."
 )
+_REPLAY_WINDOW_HELP = (
+    "Seconds within which a GitHub-style delivery (X-Hub-Signature-256) of a body already "
+    "received is answered as a duplicate; 0 turns it off. Default 86400 (one day)."
+)
+_REPLAY_WINDOW = click.IntRange(min=0)
 _TEMPLATE_HELP = (
     "Jinja2 template (or @FILE) replacing the payload in the chat message; it sees "
     "payload, headers, event_type, labels and gjson(path). See docs/filters.md."
@@ -89,6 +103,7 @@ _TEMPLATE_HELP = (
 @click.option("--label", "labels", multiple=True, help="LABEL=GJSON_PATH; repeatable.")
 @click.option("--event-type", "event_types", multiple=True, help=_EVENT_TYPE_HELP)
 @click.option("--template", help=_TEMPLATE_HELP)
+@click.option("--replay-window", type=_REPLAY_WINDOW, metavar="SECONDS", help=_REPLAY_WINDOW_HELP)
 @json_option
 @handle_errors
 def trigger_add_webhook(
@@ -97,6 +112,7 @@ def trigger_add_webhook(
     labels: tuple[str, ...],
     event_types: tuple[str, ...],
     template: str | None,
+    replay_window: int | None,
     as_json: bool,
 ) -> None:
     """Add a webhook trigger; prints its URL and secret (once)."""
@@ -110,6 +126,8 @@ def trigger_add_webhook(
         body["event_types"] = list(event_types)
     if template is not None:
         body["message_template"] = _template_arg(template)
+    if replay_window is not None:
+        body["replay_window_seconds"] = replay_window
     checked_body("TriggerCreate", body)
     auto = resolve_automation(api, automation_ref)
     _print_secret(api.post(f"/automations/{auto['id']}/triggers", body), as_json)
@@ -174,6 +192,7 @@ def trigger_list(automation_ref: str, as_json: bool) -> None:
 @click.option("--all-event-types", is_flag=True, help="Accept every event type again.")
 @click.option("--template", help=_TEMPLATE_HELP)
 @click.option("--clear-template", is_flag=True, help="Back to the payload as JSON.")
+@click.option("--replay-window", type=_REPLAY_WINDOW, metavar="SECONDS", help=_REPLAY_WINDOW_HELP)
 @json_option
 @handle_errors
 def trigger_update(
@@ -188,9 +207,11 @@ def trigger_update(
     all_event_types: bool,
     template: str | None,
     clear_template: bool,
+    replay_window: int | None,
     as_json: bool,
 ) -> None:
-    """Change a trigger's filter, label paths, schedule, event types or message template."""
+    """Change a trigger's filter, label paths, schedule, event types, message template or
+    replay window."""
     body: dict[str, Any] = {}
     if clear_filter:
         body["filter"] = {}
@@ -210,6 +231,8 @@ def trigger_update(
         body["message_template"] = None
     elif template is not None:
         body["message_template"] = _template_arg(template)
+    if replay_window is not None:
+        body["replay_window_seconds"] = replay_window
     if not body:
         raise click.UsageError("nothing to change; pass at least one option")
     api = client()

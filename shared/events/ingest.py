@@ -11,6 +11,15 @@ secret would outlive its rotation. The copy is bounded (:data:`MAX_STORED_HEADER
 comes from the sender's own header, or from the body for Standard Webhooks, which has no such
 header.
 
+Deduplication trusts only what the signature covers. A request verified by Standard Webhooks
+is identified by its signed ``webhook-id`` alone; any other delivery header on it is ignored,
+or anyone holding one captured request could replay it as new events by adding a fresh
+unsigned ``X-GitHub-Delivery``. A GitHub-style signature covers the body only: its delivery
+headers still name redeliveries, and a byte-identical body on the same trigger within the
+trigger's ``replay_window_seconds`` is a duplicate too (:func:`replay_digest`; the event keeps
+the body's SHA-256 for that look-up). The price: a sender that legitimately sends the same
+body twice within the window loses the second.
+
 Rejected signatures are recorded folded per trigger, window and reason (the reason is part of
 the key: folding on the error text alone counted every later reason under the first one).
 """
@@ -21,7 +30,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
@@ -35,6 +44,7 @@ from shared.infra.clock import Clock
 from shared.infra.db.base import new_id
 from shared.models import AutomationEvent, EventStatus
 from shared.triggers.lookup import TriggerSnapshot
+from shared.triggers.signatures import STANDARD_ID_HEADER, Scheme
 
 __all__ = [
     "BAD_SIGNATURE_ERROR",
@@ -53,11 +63,15 @@ __all__ = [
     "event_type_from",
     "record_bad_signature",
     "record_event",
+    "replay_digest",
     "stored_headers",
 ]
 
-#: sender delivery-id headers, in order of preference
+#: sender delivery-id headers of a GitHub-style request (none of them signed), in order of
+#: preference
 DELIVERY_ID_HEADERS = ("X-GitHub-Delivery", "webhook-id", "Idempotency-Key")
+#: the only delivery-id header of a Standard Webhooks request: the one its signature covers
+_SIGNED_ID_HEADERS = (STANDARD_ID_HEADER,)
 MAX_DELIVERY_ID_LENGTH = 200
 #: sender event-type headers (lower-case), in order of preference: GitHub, GitLab, Bitbucket
 EVENT_TYPE_HEADERS = ("x-github-event", "x-gitlab-event", "x-event-key")
@@ -82,7 +96,6 @@ MAX_STORED_HEADERS = 100
 MAX_HEADER_NAME_CHARS = 200
 #: longer header values are cut to this many characters
 MAX_HEADER_VALUE_CHARS = 1000
-_STANDARD_ID_HEADER = "webhook-id"
 BAD_SIGNATURE_ERROR = "signature verification failed"
 #: at most one bad-signature row per trigger and reason per window; more failures bump its
 #: counter
@@ -91,6 +104,9 @@ BAD_SIGNATURE_WINDOW = timedelta(minutes=1)
 _REASON_KEY = "_signature_failed"
 #: namespace of the two-int advisory lock that serialises bad-signature bookkeeping
 _ADVISORY_NAMESPACE = 0x1A6E57
+#: namespace of the two-int advisory lock that serialises the replay-window look-up and
+#: insert of one body on one trigger
+_REPLAY_NAMESPACE = 0x1A6E58
 
 _events = cast(Table, AutomationEvent.__table__)
 #: the ``headers`` column's type, binding Python None as SQL NULL (not JSON ``null``)
@@ -100,18 +116,22 @@ _NULLABLE_JSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), 
 @dataclass(frozen=True)
 class RecordedEvent:
     event_id: uuid.UUID
-    #: True when the delivery id was seen before; ``event_id`` is then the original one
+    #: True when the delivery id (or, in the replay window, the body) was seen before;
+    #: ``event_id`` is then the original one
     duplicate: bool
 
 
-def delivery_id_from(headers: Mapping[str, str]) -> str | None:
-    """The sender's delivery id, or None (no id means no deduplication).
+def delivery_id_from(headers: Mapping[str, str], scheme: Scheme | None) -> str | None:
+    """The sender's delivery id, or None (no id means no deduplication by id).
 
+    ``scheme`` is the one that verified the request: for :attr:`Scheme.STANDARD` only the
+    signed ``webhook-id`` counts; otherwise the first of :data:`DELIVERY_ID_HEADERS`.
     Ids longer than the column allows are replaced by a digest, so two long ids that share
     a prefix never collide.
     """
     lowered = {str(name).lower(): value for name, value in headers.items()}
-    for name in DELIVERY_ID_HEADERS:
+    names = _SIGNED_ID_HEADERS if scheme is Scheme.STANDARD else DELIVERY_ID_HEADERS
+    for name in names:
         value = lowered.get(name.lower())
         if value is None:
             continue
@@ -122,6 +142,14 @@ def delivery_id_from(headers: Mapping[str, str]) -> str | None:
             return "sha256:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
         return value
     return None
+
+
+def replay_digest(trigger: TriggerSnapshot, scheme: Scheme | None, body: bytes) -> str | None:
+    """The body's hex SHA-256 when the replay window applies to this delivery (a GitHub-style
+    signature and a window above 0), else None: pass it to :func:`record_event`."""
+    if scheme is not Scheme.GITHUB or trigger.replay_window_seconds <= 0:
+        return None
+    return hashlib.sha256(body).hexdigest()
 
 
 def _storable(text: str) -> str:
@@ -181,7 +209,7 @@ def event_type_from(
         found = _event_type_value(headers.get(name))
         if found is not None:
             return found
-    if _STANDARD_ID_HEADER in headers:
+    if STANDARD_ID_HEADER in headers:
         return _event_type_value(_standard_type(body, payload))
     return None
 
@@ -199,6 +227,7 @@ _INSERT_COLUMNS = (
     "delivery_id",
     "event_type",
     "headers",
+    "body_sha256",
     "payload",
     "pending_payload",
     "status",
@@ -235,6 +264,16 @@ def _build_statements() -> dict[str, Any]:
             _events.c.trigger_id == bindparam("trigger_id"),
             _events.c.delivery_id == bindparam("delivery_id"),
         ),
+        "replay_lock": text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+        # served by ix_automation_events_body_sha256; the oldest match is the original
+        "replayed": select(_events.c.id)
+        .where(
+            _events.c.trigger_id == bindparam("trigger_id"),
+            _events.c.body_sha256 == bindparam("body_sha256"),
+            _events.c.received_at > bindparam("since", type_=_events.c.received_at.type),
+        )
+        .order_by(_events.c.received_at)
+        .limit(1),
     }
 
 
@@ -243,6 +282,40 @@ _STATEMENTS = _build_statements()
 
 def _insert_ignoring_duplicates(session: Session | Connection, values: dict[str, Any]) -> Any:
     return session.execute(_STATEMENTS["dedup"], values).scalar_one_or_none()
+
+
+def _replay_key(trigger_id: uuid.UUID, body_sha256: str) -> int:
+    """A signed 32-bit lock key for (trigger, body); a collision only serialises two
+    unrelated deliveries."""
+    mixed = int(body_sha256[:8], 16) ^ int.from_bytes(trigger_id.bytes[:4], "big")
+    return mixed - (1 << 32) if mixed >= 1 << 31 else mixed
+
+
+def _replayed(
+    session: Session | Connection,
+    trigger: TriggerSnapshot,
+    body_sha256: str,
+    now: datetime,
+) -> uuid.UUID | None:
+    """The event that first received this body on this trigger within its replay window.
+
+    Race-free: on PostgreSQL a transaction-level advisory lock on (trigger, body) is taken
+    before the look-up and held until the caller's insert commits, so a concurrent identical
+    body waits, and its look-up (a new statement, hence a new snapshot under READ COMMITTED)
+    sees the winner's row. SQLite transactions begin IMMEDIATE (one writer at a time), which
+    serialises the same way.
+    """
+    if _dialect_name(session) == "postgresql":
+        session.execute(
+            _STATEMENTS["replay_lock"],
+            {"ns": _REPLAY_NAMESPACE, "key": _replay_key(trigger.trigger_id, body_sha256)},
+        )
+    since = now - timedelta(seconds=trigger.replay_window_seconds)
+    found = session.execute(
+        _STATEMENTS["replayed"],
+        {"trigger_id": trigger.trigger_id, "body_sha256": body_sha256, "since": since},
+    ).scalar_one_or_none()
+    return cast(uuid.UUID | None, found)
 
 
 def record_event(
@@ -254,23 +327,33 @@ def record_event(
     *,
     event_type: str | None = None,
     headers: Mapping[str, str] | None = None,
+    body_sha256: str | None = None,
 ) -> RecordedEvent:
-    """Insert a ``pending`` event, or return the original one for a repeated delivery id.
+    """Insert a ``pending`` event, or return the original one for a repeated delivery id or,
+    with ``body_sha256`` (:func:`replay_digest`), for the same body within the trigger's
+    replay window.
 
     ``headers`` is stored as given (pass :func:`stored_headers`' result: this function does
     not filter); None stores SQL NULL. ``event_type`` is cut to the column's length.
 
     Race-free under concurrent duplicates: ``INSERT ... ON CONFLICT DO NOTHING`` waits for a
-    concurrent insert of the same key to commit, then the SELECT sees the winner's row.
+    concurrent insert of the same key to commit, then the SELECT sees the winner's row; the
+    replay window's look-up is serialised per body (:func:`_replayed`).
     """
+    now = clock.now()
+    if body_sha256 is not None:
+        original = _replayed(session, trigger, body_sha256, now)
+        if original is not None:
+            return RecordedEvent(original, duplicate=True)
     values = {
         "id": new_id(),
         "automation_id": trigger.automation_id,
         "trigger_id": trigger.trigger_id,
-        "received_at": clock.now(),
+        "received_at": now,
         "delivery_id": delivery_id,
         "event_type": event_type[:MAX_EVENT_TYPE_LENGTH] if event_type else None,
         "headers": dict(headers) if headers is not None else None,
+        "body_sha256": body_sha256,
         "payload": _json_value(payload.column_value),
         "pending_payload": _json_value(payload.pending) if payload.truncated else None,
         "status": EventStatus.PENDING,

@@ -18,6 +18,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from shared.infra.db.base import Base, enum_type, new_id, partial_index
 from shared.models.enums import AutomationStatus, ChatScope, EventStatus, TriggerType
 
+#: a webhook trigger's default ``replay_window_seconds`` (one day)
+REPLAY_WINDOW_DEFAULT_SECONDS = 86_400
+#: the longest replay window a trigger may have (30 days)
+REPLAY_WINDOW_MAX_SECONDS = 30 * 86_400
+
 
 class ModelConfig(Base):
     """An OpenAI-compatible model endpoint a chat runs against (SPEC 9)."""
@@ -101,6 +106,10 @@ class AutomationTrigger(Base):
             "(previous_webhook_secret IS NULL) = (previous_secret_expires_at IS NULL)",
             name="previous_secret_expiry",
         ),
+        CheckConstraint(
+            f"replay_window_seconds BETWEEN 0 AND {REPLAY_WINDOW_MAX_SECONDS}",
+            name="replay_window_range",
+        ),
         Index("ix_automation_triggers_automation_id", "automation_id"),
         Index("ix_automation_triggers_next_fire_at", "next_fire_at"),
     )
@@ -124,6 +133,13 @@ class AutomationTrigger(Base):
     event_types: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     #: sandboxed Jinja2 replacing the payload part of the chat message (SPEC 5 step 7)
     message_template: Mapped[str | None] = mapped_column(Text)
+    #: webhook triggers: a byte-identical body verified by a GitHub-style signature (which
+    #: signs no delivery id) within this many seconds of the first is a duplicate; 0: off
+    replay_window_seconds: Mapped[int] = mapped_column(
+        Integer,
+        default=REPLAY_WINDOW_DEFAULT_SECONDS,
+        server_default=str(REPLAY_WINDOW_DEFAULT_SECONDS),
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -154,6 +170,14 @@ class AutomationEvent(Base):
         ),
         partial_index("ix_automation_events_pending", "received_at", where="status = 'pending'"),
         partial_index("ix_automation_events_replay_of", "replay_of", where="replay_of IS NOT NULL"),
+        # the replay-window look-up of a GitHub-style delivery (only those rows carry a hash)
+        partial_index(
+            "ix_automation_events_body_sha256",
+            "trigger_id",
+            "body_sha256",
+            "received_at",
+            where="body_sha256 IS NOT NULL",
+        ),
         # For ON DELETE SET NULL of a chat and the events of a chat. Partial: most events
         # reference no chat, or only one of the two, and an index entry is written for each
         # event insert and each (never HOT) status update. Lookups by trigger_id use the
@@ -183,6 +207,9 @@ class AutomationEvent(Base):
     event_type: Mapped[str | None] = mapped_column(String(200))
     #: the request headers, lower-cased, without secrets
     headers: Mapped[dict[str, Any] | None]
+    #: hex SHA-256 of the raw body, only for GitHub-style deliveries to a trigger with a
+    #: replay window (the window's duplicate look-up)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     #: the event this one replays (SPEC 5, Replay)
     replay_of: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("automation_events.id", ondelete="SET NULL")

@@ -13,13 +13,18 @@ that an operator regenerated a secret, so a stale snapshot is handled by two rul
 * A replaced secret stops working within 5 s even when ``settings.trigger_cache_seconds`` is
   longer: a signature accepted against a snapshot older than
   :data:`ACCEPT_MAX_AGE_SECONDS` is checked against a fresh load too
-  (:meth:`TriggerCache.may_accept`). Misses, cron triggers and disabled automations stay
-  cached for the whole TTL.
+  (:meth:`TriggerCache.may_accept`), a disabled automation's trigger included (its
+  signature is checked before its status is revealed). Misses and cron triggers stay cached
+  for the whole TTL.
+
+A trigger deleted while cached is noticed at the event's insert (its foreign key fails):
+the ingress then reloads it, which caches the miss, and answers 404.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -65,6 +70,9 @@ class TriggerSnapshot:
     previous_expires_at: datetime | None = None
     #: why the current secret could not be read (names a key digest, never key material)
     secret_error: str | None = None
+    #: GitHub-style deliveries: a byte-identical body within this many seconds is a
+    #: duplicate (0: off)
+    replay_window_seconds: int = 0
 
     @property
     def is_webhook(self) -> bool:
@@ -80,14 +88,17 @@ class TriggerSnapshot:
         )
 
 
+#: the one spelling of a trigger id in a webhook path: what ``str(uuid)`` gives
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def parse_trigger_id(raw: str) -> uuid.UUID | None:
-    """The trigger id from the URL, or None when it is not a UUID (answered like unknown)."""
-    if len(raw) > 64:
+    """The trigger id from the URL, or None unless it is the canonical lower-case hyphenated
+    form (answered like an unknown id): ``uuid.UUID`` would also take upper case, braces,
+    ``urn:uuid:`` and no dashes, and one trigger must have one URL."""
+    if _CANONICAL_UUID.fullmatch(raw) is None:
         return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return None
+    return uuid.UUID(raw)
 
 
 _COLUMNS = (
@@ -99,6 +110,7 @@ _COLUMNS = (
     AutomationTrigger.previous_webhook_secret,
     AutomationTrigger.previous_webhook_secret_key_id,
     AutomationTrigger.previous_secret_expires_at,
+    AutomationTrigger.replay_window_seconds,
     Automation.status,
 )
 
@@ -114,7 +126,7 @@ def load_trigger(
     ).one_or_none()
     if row is None:
         return None
-    (tid, aid, ttype, cur, cur_key, prev, prev_key, prev_exp, status) = row
+    (tid, aid, ttype, cur, cur_key, prev, prev_key, prev_exp, window, status) = row
     current: str | None = None
     previous: str | None = None
     error: str | None = None
@@ -138,6 +150,7 @@ def load_trigger(
         previous_secret=previous,
         previous_expires_at=prev_exp,
         secret_error=error,
+        replay_window_seconds=window,
     )
 
 

@@ -27,11 +27,14 @@ from shared.infra.clock import Clock
 from shared.infra.crypto import Keyring
 from shared.infra.db.pagination import Page, paginate
 from shared.models import Automation, AutomationStatus, AutomationTrigger, TriggerType
+from shared.models.automation import REPLAY_WINDOW_DEFAULT_SECONDS, REPLAY_WINDOW_MAX_SECONDS
 from shared.triggers import filters
 from shared.triggers.signatures import SecretForms, generate_secret
 
 __all__ = [
     "MAX_PREVIOUS_VALID_SECONDS",
+    "REPLAY_WINDOW_DEFAULT_SECONDS",
+    "REPLAY_WINDOW_MAX_SECONDS",
     "SCHEDULE_MAX",
     "CreatedTrigger",
     "NewTrigger",
@@ -73,6 +76,9 @@ class NewTrigger:
     #: webhook only; empty: every event type
     event_types: tuple[str, ...] = ()
     message_template: str | None = None
+    #: webhook only: a GitHub-style delivery of a body already received within this many
+    #: seconds is a duplicate (0: off)
+    replay_window_seconds: int = REPLAY_WINDOW_DEFAULT_SECONDS
 
 
 class TriggerChanges(TypedDict, total=False):
@@ -83,6 +89,7 @@ class TriggerChanges(TypedDict, total=False):
     label_paths: dict[str, str]
     event_types: list[str]
     message_template: str | None
+    replay_window_seconds: int
 
 
 def webhook_path(trigger_id: uuid.UUID) -> str:
@@ -123,12 +130,17 @@ _KIND_MESSAGES = {
     "cron_schedule": "cron_schedule: only cron triggers have a schedule",
     "filter": "filter: cron triggers have no filter (it is never evaluated for cron events)",
     "event_types": "event_types: cron triggers have no event types (only webhooks carry one)",
+    "replay_window_seconds": (
+        "replay_window_seconds: cron triggers have no replay window (only webhooks are replayed)"
+    ),
 }
+#: fields only a webhook trigger has
+_WEBHOOK_ONLY = ("filter", "event_types", "replay_window_seconds")
 
 
 def kind_error(name: str) -> Invalid:
-    """The error for ``cron_schedule`` on a webhook trigger, or ``filter`` or ``event_types``
-    on a cron trigger."""
+    """The error for ``cron_schedule`` on a webhook trigger, or ``filter``, ``event_types`` or
+    ``replay_window_seconds`` on a cron trigger."""
     return Invalid(_KIND_MESSAGES[name], field=name)
 
 
@@ -195,6 +207,7 @@ def create_trigger(
     if new.type is TriggerType.WEBHOOK:
         trigger.filter = dict(new.filter)
         trigger.event_types = list(new.event_types)
+        trigger.replay_window_seconds = new.replay_window_seconds
         secret = generate_secret()
         trigger.webhook_secret, trigger.webhook_secret_key_id = keys.seal(
             session, clock, keyring, secret.hex
@@ -249,12 +262,13 @@ def update_trigger(
     changes: TriggerChanges,
 ) -> AutomationTrigger:
     """Apply ``changes``; what a trigger may have depends on its stored type (400 otherwise;
-    an empty filter on a cron trigger is ignored)."""
+    an empty filter or event-type list, or a replay window of 0, on a cron trigger is
+    ignored)."""
     automation, trigger = get_trigger(session, principal, automation_id, trigger_id, write=True)
     now = clock.now()
     changed: list[str] = []
     for name, value in changes.items():
-        if name in ("filter", "event_types") and trigger.type is TriggerType.CRON:
+        if name in _WEBHOOK_ONLY and trigger.type is TriggerType.CRON:
             if value:
                 raise kind_error(name)
             continue

@@ -16,6 +16,10 @@ produced it: a wrong or rotated secret, or a changed body). Only ``invalid`` dep
 secrets, so only an ``invalid`` verdict can change when the secret is regenerated (the
 ingress re-checks exactly those against the database, SPEC 4.2.2).
 
+Which scheme verified a request (:func:`scheme_of`) decides what the ingress may trust besides
+the body: only Standard Webhooks signs a message id (``webhook-id``); a GitHub-style
+signature covers the body alone, so its delivery headers are unauthenticated.
+
 Nothing here logs secrets or puts them in exception messages.
 """
 
@@ -36,9 +40,11 @@ __all__ = [
     "STANDARD_ID_HEADER",
     "STANDARD_SIGNATURE_HEADER",
     "STANDARD_TIMESTAMP_HEADER",
+    "Scheme",
     "SecretForms",
     "Verdict",
     "generate_secret",
+    "scheme_of",
     "sign_github",
     "sign_standard",
     "standard_form",
@@ -78,6 +84,25 @@ class Verdict(enum.Enum):
     TIMESTAMP_OUT_OF_TOLERANCE = "timestamp_out_of_tolerance"
     #: well-formed, but made with none of the valid secrets (or over another body)
     INVALID = "invalid"
+
+
+class Scheme(enum.Enum):
+    """The signature scheme a request is checked by (:func:`scheme_of`)."""
+
+    #: ``X-Hub-Signature-256``: signs the body only, so no delivery id is authenticated
+    GITHUB = "github"
+    #: Standard Webhooks: signs ``webhook-id``, the timestamp and the body
+    STANDARD = "standard"
+
+
+def scheme_of(headers: Mapping[str, str]) -> Scheme | None:
+    """The scheme :func:`verify` checks ``headers`` (lower-case names) by: GitHub's header
+    wins when both are present; None when the request carries neither."""
+    if GITHUB_HEADER in headers:
+        return Scheme.GITHUB
+    if STANDARD_SIGNATURE_HEADER in headers:
+        return Scheme.STANDARD
+    return None
 
 
 def generate_secret() -> SecretForms:
@@ -144,9 +169,10 @@ def verify(
     ``TIMESTAMP_OUT_OF_TOLERANCE``), then the MACs.
     """
     lowered = {str(name).lower(): value for name, value in headers.items()}
-    if GITHUB_HEADER in lowered:
+    scheme = scheme_of(lowered)
+    if scheme is Scheme.GITHUB:
         return _verify_github(lowered[GITHUB_HEADER], body, secrets)
-    if STANDARD_SIGNATURE_HEADER in lowered:
+    if scheme is Scheme.STANDARD:
         return _verify_standard(lowered, body, secrets, now, tolerance)
     return Verdict.MISSING
 

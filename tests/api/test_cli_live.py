@@ -135,7 +135,12 @@ def test_cli_walkthrough(live: dict[str, str], tmp_path: Path) -> None:
         env, "trigger", "rotate-secret", "deploys", trig["id"], "--previous-valid-for", "1h"
     )
     assert new["webhook_secret"] != secret and new["previous_secret_expires_at"]
-    cli(env, "webhook", "send", url, str(payload), "--secret", secret)
+    # the same GitHub-signed body again is a replay within the trigger's window: no new event
+    replayed = cli(env, "webhook", "send", url, str(payload), "--secret", secret)
+    assert '"duplicate":true' in replayed.stdout, replayed.stdout
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps({"repository": {"full_name": "acme/api"}, "ref": "v2"}))
+    cli(env, "webhook", "send", url, str(second), "--secret", secret)
     cli(
         env,
         "webhook",

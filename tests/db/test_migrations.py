@@ -223,6 +223,7 @@ def _rows_before_0007_get_the_defaults(url: str) -> None:
             assert automation is not None and automation.chat_scope == ChatScope.AUTOMATION
             assert trigger is not None and trigger.event_types == []
             assert trigger.message_template is None
+            assert trigger.replay_window_seconds == 86_400  # 0008's default
             assert user is not None and user.active is True
     finally:
         engine.dispose()
@@ -238,3 +239,35 @@ def test_rows_before_0007_get_the_defaults_on_postgres(pg_scratch_url: str) -> N
 
 def test_rows_before_0007_get_the_defaults_on_sqlite(tmp_path: object) -> None:
     _rows_before_0007_get_the_defaults(f"sqlite:///{tmp_path}/old.db")
+
+
+def _replay_window_schema(url: str) -> None:
+    """Migration 0008: the replay window's CHECK and the body-hash index carry the models'
+    names (``alembic check`` compares neither CHECK constraints nor partial predicates), and
+    a downgrade to 0007 and back works."""
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0007")
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            checks = {
+                c["name"]: c["sqltext"]
+                for c in inspector.get_check_constraints("automation_triggers")
+            }
+            indexes = {i["name"]: i for i in inspector.get_indexes("automation_events")}
+        assert "2592000" in str(checks["ck_automation_triggers_replay_window_range"])
+        index = indexes["ix_automation_events_body_sha256"]
+        assert index["column_names"] == ["trigger_id", "body_sha256", "received_at"]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_replay_window_schema_on_postgres(pg_scratch_url: str) -> None:
+    _replay_window_schema(pg_scratch_url)
+
+
+def test_replay_window_schema_on_sqlite(tmp_path: object) -> None:
+    _replay_window_schema(f"sqlite:///{tmp_path}/rw.db")

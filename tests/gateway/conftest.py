@@ -52,14 +52,19 @@ class GatewayHarness:
         previous: str | None = None,
         previous_expires_at: datetime | None = None,
         cron: bool = False,
+        replay_window_seconds: int | None = None,
     ) -> uuid.UUID:
-        """Commit an automation with one trigger; returns the trigger id."""
+        """Commit an automation with one trigger; returns the trigger id. The trigger has
+        the default replay window unless ``replay_window_seconds`` is given (0: tests that
+        send one body several times as distinct deliveries)."""
         with Session(self.engine, expire_on_commit=False) as session:
             auto = factories.automation(session, self.clock, status=status)
             if cron:
                 trig = factories.cron_trigger(session, self.clock, auto)
             else:
                 kw: dict[str, Any] = {}
+                if replay_window_seconds is not None:
+                    kw["replay_window_seconds"] = replay_window_seconds
                 stored, key_id = secret, None
                 if encrypt_with is not None:
                     stored, key_id = encrypt_with.encrypt(secret)

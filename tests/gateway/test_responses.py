@@ -49,7 +49,8 @@ def test_same_delivery_id_answers_with_the_original_event(
     tid = gw.seed()
     for header in ("X-GitHub-Delivery", "webhook-id", "Idempotency-Key"):
         delivery = f"{header}-abc"
-        first = gw.post(tid, headers={header: delivery})
+        # a body of its own each time: an identical one would be a duplicate by its body
+        first = gw.post(tid, f'{{"header": "{header}"}}'.encode(), headers={header: delivery})
         again = gw.post(tid, b'{"other": "body"}', headers={header: delivery})
         assert first.status_code == again.status_code == 202
         assert again.get_json() == {"event_id": first.get_json()["event_id"], "duplicate": True}
@@ -58,7 +59,8 @@ def test_same_delivery_id_answers_with_the_original_event(
 
 
 def test_delivery_id_header_preference_and_scope(gw: GatewayHarness) -> None:
-    tid, other = gw.seed(), gw.seed()
+    # one body, several deliveries: no replay window (this is about the delivery ids)
+    tid, other = gw.seed(replay_window_seconds=0), gw.seed(replay_window_seconds=0)
     both = {"X-GitHub-Delivery": "gh-1", "Idempotency-Key": "idem-1"}
     first = gw.post(tid, headers=both).get_json()["event_id"]
     # the GitHub id wins: the same GitHub id with another Idempotency-Key is a duplicate
@@ -84,8 +86,6 @@ def test_disabled_automation_is_ignored_and_nothing_is_stored(gw: GatewayHarness
     resp = gw.post(tid)
     assert resp.status_code == 202
     assert resp.get_json() == {"status": "ignored"}
-    # even unsigned requests are silently dropped, without an error row
-    assert gw.post(tid, secret=None).get_json() == {"status": "ignored"}
     assert gw.events() == []
 
 
@@ -168,7 +168,7 @@ def test_flask_route_answers_like_the_middleware(gw: GatewayHarness) -> None:
     try:
         via_flask = gw.post(tid, delivery_id="same-1")
         unknown = gw.post(uuid.uuid4())
-        accepted = gw.post(tid, delivery_id="same-2")
+        accepted = gw.post(tid, b'{"action": "closed"}', delivery_id="same-2")
     finally:
         gw.app.wsgi_app = middleware  # type: ignore[method-assign]
     assert through_middleware.status_code == via_flask.status_code == 202
@@ -180,6 +180,7 @@ def test_flask_route_answers_like_the_middleware(gw: GatewayHarness) -> None:
     assert unknown.data == gw.post(uuid.uuid4()).data
     assert accepted.status_code == 202
     assert through_middleware.headers["Content-Type"] == accepted.headers["Content-Type"]
+    assert accepted.headers["X-Content-Type-Options"] == "nosniff"
     assert len(gw.events()) == 2
 
 

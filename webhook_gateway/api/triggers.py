@@ -26,6 +26,9 @@ def trigger_out(ctx: Ctx, row: AutomationTrigger) -> dict[str, Any]:
         "label_paths": row.label_paths or {},
         "event_types": row.event_types or [],
         "message_template": row.message_template,
+        "replay_window_seconds": (
+            row.replay_window_seconds if row.type is TriggerType.WEBHOOK else None
+        ),
         "previous_secret_expires_at": row.previous_secret_expires_at,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
@@ -89,7 +92,7 @@ def get_trigger(ctx: Ctx, automation_id: uuid.UUID, trigger_id: uuid.UUID) -> s.
 @operation(
     "PATCH",
     "/automations/{automation_id}/triggers/{trigger_id}",
-    summary="Update a trigger's filter, label paths or schedule",
+    summary="Update a trigger's filter, label paths, schedule or replay window",
     tag="triggers",
     response=s.Trigger,
     body=s.TriggerUpdate,

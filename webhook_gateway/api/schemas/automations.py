@@ -27,6 +27,8 @@ from shared.models import (
 )
 from shared.triggers.service import (
     MAX_PREVIOUS_VALID_SECONDS,
+    REPLAY_WINDOW_DEFAULT_SECONDS,
+    REPLAY_WINDOW_MAX_SECONDS,
     NewTrigger,
     TriggerChanges,
     kind_error,
@@ -132,10 +134,28 @@ class AutomationPage(Response):
 class AutomationListQuery(PageQuery):
     organization_id: uuid.UUID | None = None
     status: AutomationStatus | None = None
-    name: Annotated[str, Field(max_length=200, pattern=NO_NUL)] | None = None
+    name: Annotated[str, Field(max_length=200, pattern=NO_NUL)] | None = Field(
+        None,
+        description="exact name, compared in its saved (NFKC-normalized, stripped) form; a "
+        "name saved before names were normalized also matches the text as given",
+    )
 
 
 # Triggers ----------------------------------------------------------------------------------
+
+#: webhook triggers' replay window in whole seconds (0: off)
+ReplayWindow = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=REPLAY_WINDOW_MAX_SECONDS,
+        description="webhook triggers: a body already received within this many seconds, "
+        "signed GitHub-style (X-Hub-Signature-256, which signs no delivery id), is answered "
+        "as a duplicate of the first; 0 turns this off (Standard Webhooks requests are "
+        "deduplicated by their signed webhook-id instead)",
+    ),
+    BeforeValidator(whole_number),
+]
 
 
 class TriggerCreate(Body):
@@ -145,6 +165,7 @@ class TriggerCreate(Body):
     label_paths: LabelPaths | None = None
     event_types: EventTypes | None = None
     message_template: Template | None = None
+    replay_window_seconds: ReplayWindow | None = None
 
     @model_validator(mode="after")
     def _semantics(self) -> Self:
@@ -162,6 +183,8 @@ class TriggerCreate(Body):
                 raise kind_error("filter")
             if self.event_types:
                 raise kind_error("event_types")
+            if self.replay_window_seconds:
+                raise kind_error("replay_window_seconds")
             # The request has no clock of its own: the wall clock anchors the "fires within
             # five years" check (the domain schedules with its injected clock).
             validate_schedule(self.cron_schedule, system_clock.now())
@@ -176,6 +199,11 @@ class TriggerCreate(Body):
             label_paths=dict(self.label_paths or {}),
             event_types=tuple(self.event_types or ()),
             message_template=self.message_template or None,
+            replay_window_seconds=(
+                REPLAY_WINDOW_DEFAULT_SECONDS
+                if self.replay_window_seconds is None
+                else self.replay_window_seconds
+            ),
         )
 
 
@@ -187,6 +215,7 @@ class TriggerUpdate(Body):
     label_paths: LabelPaths | None = None
     event_types: EventTypes | None = None
     message_template: Template | None = Field(None, description="null or empty: no template")
+    replay_window_seconds: ReplayWindow = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _semantics(self) -> Self:
@@ -213,6 +242,8 @@ class TriggerUpdate(Body):
             changes["event_types"] = list(self.event_types or ())
         if "message_template" in self.model_fields_set:
             changes["message_template"] = self.message_template or None
+        if "replay_window_seconds" in self.model_fields_set:
+            changes["replay_window_seconds"] = self.replay_window_seconds
         return changes
 
 
@@ -228,6 +259,10 @@ class Trigger(Response):
     label_paths: dict[str, Any]
     event_types: list[str]
     message_template: str | None
+    replay_window_seconds: int | None = Field(
+        description="webhook triggers: seconds within which a GitHub-style delivery of a "
+        "body already received is a duplicate (0: off); null for cron triggers"
+    )
     previous_secret_expires_at: datetime | None = Field(
         description="while set and in the future, the previous secret still verifies"
     )
