@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.infra.config import Settings
+from shared.triggers.filters import FILTER_BUDGET_MS
 
 #: The rate-limit window of SPEC 5 step 6 ("in the last hour").
 RATE_WINDOW = timedelta(hours=1)
@@ -32,10 +33,13 @@ class PipelineOptions:
     rate_window: timedelta = RATE_WINDOW
     synchronous_commit: bool = False
     prepared_statements: bool = True
+    #: CPU milliseconds the filter and labels of one event may take
+    filter_budget_ms: float = FILTER_BUDGET_MS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineOptions:
         return cls(
             message_payload_max_bytes=settings.message_payload_max_bytes,
             prepared_statements=settings.db_prepared_statements,
+            filter_budget_ms=settings.filter_budget_ms,
         )

@@ -20,6 +20,10 @@ Decisions where the SPEC leaves a choice:
 * **Event types** (SPEC 4.2.1) are checked before the filter: an event of a type the
   webhook trigger does not list is ``filtered`` with ``filter_matched`` false and an error
   saying which type was refused, so the event log explains it.
+* The **filter and labels** share one CPU budget (``AUTOMATIONS_FILTER_BUDGET_MS`` of thread time,
+  :class:`~shared.triggers.filters.CpuBudget`): an event whose evaluation runs past it, or
+  whose stored ``$regex`` RE2 refuses, becomes ``error`` with the reason, and the worker moves
+  on; nothing else is written.
 * A **message template** that fails to render makes the event ``error`` with the reason
   (SPEC 5 step 7); nothing else is written.
 * ``rate_limited`` events keep ``matched_chat_id`` when a chat matched (the chat they would
@@ -41,7 +45,13 @@ from shared.events.templates import TemplateRenderError
 from shared.infra.clock import Clock
 from shared.models.enums import AutomationStatus, EventStatus, TriggerType
 from shared.models.tables import events
-from shared.triggers.filters import event_type_accepted, filter_matches, resolve_labels
+from shared.triggers.filters import (
+    CpuBudget,
+    FilterEvaluationError,
+    event_type_accepted,
+    filter_matches,
+    resolve_labels,
+)
 
 DROPPED_DISABLED = "dropped: automation is disabled"
 DROPPED_TRIGGER_DELETED = "dropped: trigger was deleted"
@@ -102,19 +112,26 @@ def process_event(
         return decide(EventStatus.FILTERED, error=DROPPED_TRIGGER_DELETED)
     document = ev.pending_payload if ev.pending_payload is not None else ev.payload
 
-    # 2. event type and filter (webhook triggers only)
+    # 2. event type and filter (webhook triggers only), 3. labels: one CPU budget for both
     filter_matched: bool | None = None
-    if ev.trigger_type == TriggerType.WEBHOOK:
-        if not event_type_accepted(ev.event_types, ev.event_type):
-            return decide(
-                EventStatus.FILTERED, filter_matched=False, error=_refused_type(ev.event_type)
-            )
-        filter_matched = filter_matches(ev.filter or {}, document)
-        if not filter_matched:
-            return decide(EventStatus.FILTERED, filter_matched=False)
-
-    # 3. labels
-    labels = resolve_labels(ev.label_paths or {}, document)
+    if ev.trigger_type == TriggerType.WEBHOOK and not event_type_accepted(
+        ev.event_types, ev.event_type
+    ):
+        return decide(
+            EventStatus.FILTERED, filter_matched=False, error=_refused_type(ev.event_type)
+        )
+    labels: dict[str, str] = {}
+    budget = CpuBudget(options.filter_budget_ms)
+    try:
+        if ev.trigger_type == TriggerType.WEBHOOK:
+            filter_matched = filter_matches(ev.filter or {}, document, budget)
+        if filter_matched is not False:
+            labels = resolve_labels(ev.label_paths or {}, document, budget)
+    except FilterEvaluationError as exc:
+        error = str(exc)[:MAX_ERROR_CHARS]
+        return decide(EventStatus.ERROR, filter_matched=filter_matched, error=error)
+    if filter_matched is False:
+        return decide(EventStatus.FILTERED, filter_matched=False)
     common: dict[str, Any] = {"filter_matched": filter_matched, "labels": labels}
 
     # 4. chat match, with the rate-limit counts of step 6 (none in preview)

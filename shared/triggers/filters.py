@@ -15,16 +15,9 @@ $gt $gte $lt $lte`` is an operator instead of a literal object:
 * ``{"$in": [...]}`` - value typed-equals one of the list items;
 * ``{"$ne": x}`` - path missing, or value not typed-equal to ``x``;
 * ``{"$exists": true|false}`` - presence of the path;
-* ``{"$regex": "..."}`` - ``re.search`` on string values only.  Python's
-  backtracking engine has no time limit, so patterns are bounded by static
-  analysis (see :func:`regex_input_limit` and :mod:`shared.triggers.regex_cost`):
-  backreferences and quantifiers or alternations inside a variable-length
-  quantifier (``(a+)+``, ``(a|aa)*``) are rejected, at most
-  :data:`MAX_REGEX_DEGREE` unbounded quantifiers are allowed, syntax the
-  analysis does not know (e.g. verbose mode) is rejected, and string values
-  longer than the pattern's input limit (64 KiB for patterns without unbounded
-  quantifiers, about 10,000 characters with one, 460 with two, 100 with three)
-  never match;
+* ``{"$regex": "..."}`` - a search (not anchored) on string values only, on RE2
+  (:mod:`shared.triggers.regex_cost`): linear time, no backreferences or lookarounds; a
+  string longer than :data:`MAX_REGEX_INPUT` UTF-8 bytes never matches;
 * ``{"$gt"|"$gte"|"$lt"|"$lte": x}`` - numbers against numbers, strings
   against strings; anything else does not match.
 
@@ -33,22 +26,44 @@ An empty or absent filter matches everything.
 *Labels* map names to paths; a missing path omits the label, otherwise the
 label is ``get(...).string()`` (strings as-is, numbers in shortest form,
 ``true``/``false``, objects/arrays as compact JSON, ``null`` as ``""``).
+
+**CPU budget.** One worker evaluates every tenant's filters, so the filter and
+labels of one event share a :class:`CpuBudget` (:data:`FILTER_BUDGET_MS` of
+thread CPU time). It is checked between conditions and labels, inside long
+path evaluations (gjson's ``tick``) and long ``$in`` lists; one RE2 search
+cannot be interrupted, so it runs only when its estimated worst case
+(:func:`~shared.triggers.regex_cost.search_cost_ms`) fits in the budget. Past
+the budget, evaluation raises :class:`FilterBudgetExceeded`. At save,
+:func:`validate_filter` refuses a filter whose ``$regex`` conditions could
+together exceed the budget on the longest searched values (:func:`filter_cost_ms`).
 """
 
 from __future__ import annotations
 
 import math
-import re
-import warnings
-from functools import lru_cache
+import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from shared.lib import gjson
 from shared.lib.gjson import PathError
-from shared.triggers.regex_cost import RegexTooCostly, regex_cost
+from shared.triggers.regex_cost import (
+    MAX_REGEX_INPUT,
+    MAX_REGEX_PATTERN,
+    RegexPlan,
+    regex_plan,
+    search_cost_ms,
+)
 
 __all__ = [
+    "FILTER_BUDGET_MS",
+    "MAX_REGEX_INPUT",
+    "MAX_REGEX_PATTERN",
+    "CpuBudget",
+    "FilterBudgetExceeded",
     "FilterError",
+    "FilterEvaluationError",
+    "filter_cost_ms",
     "filter_matches",
     "regex_input_limit",
     "resolve_labels",
@@ -61,15 +76,10 @@ MAX_FILTER_ENTRIES: Final = 64
 MAX_PATH_LENGTH: Final = 1024
 MAX_LABELS: Final = 64
 MAX_LABEL_NAME_LENGTH: Final = 128
-MAX_REGEX_INPUT: Final = 64 * 1024
-MAX_REGEX_PATTERN: Final = 1024
-#: At most this many unbounded (or wide) quantifiers in one ``$regex`` pattern.
-MAX_REGEX_DEGREE: Final = 3
-#: Rough number of backtracking steps one ``$regex`` search may take (about 0.1-0.5 s).
-REGEX_STEP_BUDGET: Final = 100_000_000
-#: Product of the widths of narrow ranges (``{1,3}``) and alternations allowed in a pattern.
-MAX_REGEX_BRANCHING: Final = 1024
-_NARROW_RANGE = 16
+#: CPU milliseconds the filter and labels of one event may take (thread time).
+FILTER_BUDGET_MS: Final = 50.0
+#: ``$in`` lists and the like check the budget every this many items.
+_TICK_ITEMS = 1024
 #: Nesting beyond this is not compared (treated as unequal) to stay bounded.
 MAX_COMPARE_DEPTH: Final = 256
 
@@ -78,6 +88,50 @@ OPERATORS: Final = frozenset({"$in", "$ne", "$exists", "$regex", "$gt", "$gte", 
 
 class FilterError(ValueError):
     """A filter or label map is malformed; the message names the path/operator."""
+
+
+class FilterEvaluationError(Exception):
+    """A stored filter could not be evaluated (a ``$regex`` RE2 refuses, or the CPU budget
+    ran out): the event becomes ``error`` with this message."""
+
+
+class FilterBudgetExceeded(FilterEvaluationError):
+    """The filter and labels of one event took more than their CPU budget."""
+
+
+class CpuBudget:
+    """Thread CPU time allowed for the filter and labels of one event, from its creation.
+
+    Thread time, not wall time: waiting for the GIL or the database does not count, only the
+    work this evaluation did."""
+
+    __slots__ = ("_deadline", "ms")
+
+    def __init__(self, ms: float = FILTER_BUDGET_MS) -> None:
+        self.ms = ms
+        self._deadline = time.thread_time() + ms / 1000
+
+    def _exceeded(self, where: str) -> FilterBudgetExceeded:
+        return FilterBudgetExceeded(
+            f"filter evaluation exceeded its {self.ms:g} ms CPU budget (at {where})"
+        )
+
+    def check(self, where: str = "filter") -> None:
+        """Raise :class:`FilterBudgetExceeded` when the budget is spent."""
+        if time.thread_time() > self._deadline:
+            raise self._exceeded(where)
+
+    def ticker(self, where: str) -> Callable[[], None]:
+        """A ``tick`` for :func:`gjson.get`."""
+        return lambda: self.check(where)
+
+    def afford(self, estimate_ms: float, where: str) -> None:
+        """Refuse work that cannot be interrupted and whose worst case exceeds the budget."""
+        if estimate_ms > self.ms:
+            raise FilterBudgetExceeded(
+                f"filter evaluation would exceed its {self.ms:g} ms CPU budget (at {where}: "
+                f"up to {estimate_ms:.0f} ms estimated)"
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -139,45 +193,40 @@ def _check_path(path: Any, what: str) -> None:
         raise FilterError(f"invalid {what} path {path!r}: {exc.message}") from None
 
 
-@lru_cache(maxsize=512)
-def _compile_regex(pattern: str) -> re.Pattern[str]:
-    # Users' patterns: re's FutureWarnings about syntax that may change meaning later
-    # ("possible set union") would otherwise land in the worker's log for every compile.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return re.compile(pattern)
-
-
-@lru_cache(maxsize=512)
-def _regex_plan(pattern: str) -> tuple[re.Pattern[str], int] | str:
-    """The compiled pattern and its input limit, or why the pattern is refused."""
+def _plan_or_refusal(pattern: str) -> RegexPlan | str:
     try:
-        compiled = _compile_regex(pattern)
-        degree, branching = regex_cost(
-            pattern,
-            max_degree=MAX_REGEX_DEGREE,
-            max_branching=MAX_REGEX_BRANCHING,
-            narrow_range=_NARROW_RANGE,
-        )
-    except re.error as exc:
-        return f"does not compile: {exc}"
-    except RegexTooCostly as exc:
-        return f"pattern {exc}"
-    except (RecursionError, OverflowError, ValueError) as exc:
-        return f"pattern cannot be analysed: {type(exc).__name__}"
-    budget = REGEX_STEP_BUDGET / branching
-    limit = MAX_REGEX_INPUT if degree == 0 else int(budget ** (1 / (degree + 1)))
-    return compiled, min(limit, MAX_REGEX_INPUT)
+        return regex_plan(pattern)
+    except RecursionError:  # pragma: no cover - RE2 parses without recursion; belt and braces
+        return "cannot be compiled: nested too deeply"
 
 
 def regex_input_limit(pattern: str) -> int:
-    """Longest string a ``$regex`` pattern is searched in (longer values never match).
-
-    Raises :class:`FilterError` when the pattern is refused."""
-    plan = _regex_plan(pattern)
+    """Longest string (in UTF-8 bytes) a ``$regex`` pattern is searched in (longer values
+    never match). Raises :class:`FilterError` when the pattern is refused."""
+    plan = _plan_or_refusal(pattern)
     if isinstance(plan, str):
         raise FilterError(f"$regex {plan}")
-    return plan[1]
+    return MAX_REGEX_INPUT
+
+
+def _regex_program_size(filter: dict[str, Any]) -> int:
+    total = 0
+    for expected in filter.values():
+        if _is_operator(expected) and "$regex" in expected:
+            plan = (
+                _plan_or_refusal(expected["$regex"]) if isinstance(expected["$regex"], str) else ""
+            )
+            total += plan.program_size if isinstance(plan, RegexPlan) else 0
+    return total
+
+
+def filter_cost_ms(filter: dict[str, Any] | None) -> float:
+    """Estimated worst-case CPU milliseconds of the filter's ``$regex`` searches: every pattern
+    searching a value of :data:`MAX_REGEX_INPUT` bytes. Paths and comparisons are not in the
+    estimate (their cost depends on the payload); the budget bounds them at run time."""
+    if not isinstance(filter, dict):
+        return 0.0
+    return search_cost_ms(_regex_program_size(filter), MAX_REGEX_INPUT)
 
 
 def _check_operator(path: str, op: str, arg: Any) -> None:
@@ -191,9 +240,7 @@ def _check_operator(path: str, op: str, arg: Any) -> None:
     elif op == "$regex":
         if not isinstance(arg, str):
             raise FilterError(f"{where} takes a string pattern, got {type(arg).__name__}")
-        if len(arg) > MAX_REGEX_PATTERN:
-            raise FilterError(f"{where} pattern is longer than {MAX_REGEX_PATTERN} characters")
-        plan = _regex_plan(arg)
+        plan = _plan_or_refusal(arg)
         if isinstance(plan, str):
             raise FilterError(f"{where} {plan}")
     elif op in ("$gt", "$gte", "$lt", "$lte"):
@@ -204,8 +251,9 @@ def _check_operator(path: str, op: str, arg: Any) -> None:
     # $ne accepts anything
 
 
-def validate_filter(filter: dict[str, Any] | None) -> None:
-    """Raise :class:`FilterError` unless ``filter`` is a well-formed filter."""
+def validate_filter(filter: dict[str, Any] | None, *, budget_ms: float = FILTER_BUDGET_MS) -> None:
+    """Raise :class:`FilterError` unless ``filter`` is a well-formed filter whose estimated
+    worst case (:func:`filter_cost_ms`) fits in ``budget_ms``."""
     if filter is None:
         return
     if not isinstance(filter, dict):
@@ -228,6 +276,16 @@ def validate_filter(filter: dict[str, Any] | None) -> None:
                     f"filter path {path!r}: unknown operator {bad[0]!r} (operators: "
                     f"{', '.join(sorted(OPERATORS))}; an operator must be the only key)"
                 )
+    cost = filter_cost_ms(filter)
+    if cost > budget_ms:
+        size = _regex_program_size(filter)
+        fits = int(size * budget_ms / cost)
+        raise FilterError(
+            f"filter's $regex conditions could take up to {cost:.0f} ms of CPU per event on "
+            f"{MAX_REGEX_INPUT // 1024} KiB values (an estimate), above the {budget_ms:g} ms "
+            f"budget: use fewer or simpler $regex patterns (their RE2 programs total {size} "
+            f"instructions; at most {fits} fit)"
+        )
 
 
 def validate_label_paths(label_paths: dict[str, Any] | None) -> None:
@@ -270,9 +328,36 @@ def _compare(op: str, value: Any, arg: Any) -> bool:
     return bool(value <= arg)
 
 
-def _entry_holds(path: str, expected: Any, document: Any) -> bool:
+def _regex_holds(path: str, pattern: Any, value: Any, budget: CpuBudget) -> bool:
+    if not isinstance(value, str) or not isinstance(pattern, str):
+        return False
+    plan = _plan_or_refusal(pattern)
+    if isinstance(plan, str):  # stored before $regex ran on RE2
+        raise FilterEvaluationError(f"filter path {path[:200]!r}: $regex {plan}")
+    if len(value) > MAX_REGEX_INPUT:  # characters: at least as many bytes
+        return False
+    data = value.encode("utf-8", "surrogatepass")  # JSON may carry lone surrogates
+    if len(data) > MAX_REGEX_INPUT:
+        return False
+    budget.afford(search_cost_ms(plan.program_size, len(data)), f"filter path {path[:200]!r}")
+    return plan.regex.search(data) is not None
+
+
+def _in_holds(value: Any, items: Any, budget: CpuBudget, where: str) -> bool:
+    if not isinstance(items, list):
+        return False
+    for i, item in enumerate(items):
+        if typed_equal(value, item):
+            return True
+        if i % _TICK_ITEMS == _TICK_ITEMS - 1:
+            budget.check(where)
+    return False
+
+
+def _entry_holds(path: str, expected: Any, document: Any, budget: CpuBudget) -> bool:
+    where = f"filter path {path[:200]!r}"
     try:
-        res = gjson.get(document, path)
+        res = gjson.get(document, path, budget.ticker(where))
     except PathError:
         return False
     if _is_operator(expected):
@@ -285,26 +370,28 @@ def _entry_holds(path: str, expected: Any, document: Any) -> bool:
             return False
         value = res.value
         if op == "$in":
-            return isinstance(arg, list) and any(typed_equal(value, x) for x in arg)
+            return _in_holds(value, arg, budget, where)
         if op == "$regex":
-            if not isinstance(value, str) or not isinstance(arg, str):
-                return False
-            plan = _regex_plan(arg)
-            if isinstance(plan, str):  # stored before the pattern rules tightened
-                return False
-            compiled, limit = plan
-            if len(value) > limit:
-                return False
-            return compiled.search(value) is not None
+            return _regex_holds(path, arg, value, budget)
         return _compare(op, value, arg)
     return res.exists and typed_equal(res.value, expected)
 
 
-def filter_matches(filter: dict[str, Any] | None, document: Any) -> bool:
-    """True when every entry of ``filter`` holds for the parsed ``document``."""
+def filter_matches(
+    filter: dict[str, Any] | None, document: Any, budget: CpuBudget | None = None
+) -> bool:
+    """True when every entry of ``filter`` holds for the parsed ``document``.
+
+    Raises :class:`FilterEvaluationError` when a stored ``$regex`` is one RE2 refuses, and
+    :class:`FilterBudgetExceeded` when ``budget`` (default: a fresh one) runs out."""
     if not filter:
         return True
-    return all(_entry_holds(path, expected, document) for path, expected in filter.items())
+    budget = budget or CpuBudget()
+    for path, expected in filter.items():
+        if not _entry_holds(path, expected, document, budget):
+            return False
+        budget.check(f"filter path {path[:200]!r}")
+    return True
 
 
 def event_type_accepted(event_types: list[Any] | None, event_type: str | None) -> bool:
@@ -316,16 +403,23 @@ def event_type_accepted(event_types: list[Any] | None, event_type: str | None) -
     return event_type is not None and event_type in event_types
 
 
-def resolve_labels(label_paths: dict[str, Any] | None, document: Any) -> dict[str, str]:
-    """``{label: get(document, path).string()}`` for every path that exists."""
+def resolve_labels(
+    label_paths: dict[str, Any] | None, document: Any, budget: CpuBudget | None = None
+) -> dict[str, str]:
+    """``{label: get(document, path).string()}`` for every path that exists.
+
+    Raises :class:`FilterBudgetExceeded` when ``budget`` (default: a fresh one) runs out."""
     out: dict[str, str] = {}
     if not label_paths:
         return out
+    budget = budget or CpuBudget()
     for name, path in label_paths.items():
+        where = f"label {str(name)[:200]!r}"
         try:
-            res = gjson.get(document, path)
+            res = gjson.get(document, path, budget.ticker(where))
             if res.exists:
                 out[name] = res.string()
         except PathError:
             continue
+        budget.check(where)
     return out

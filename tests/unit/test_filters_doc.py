@@ -14,6 +14,7 @@ from shared.events.templates import render_template, validate_template
 from shared.lib import gjson
 from shared.triggers.filters import (
     FilterError,
+    filter_cost_ms,
     filter_matches,
     regex_input_limit,
     resolve_labels,
@@ -135,16 +136,48 @@ def test_labels_become_strings_as_documented() -> None:
     assert resolve_labels(labels, run) == {"repo": "octo-org/octo-repo"}
 
 
-def test_regex_limits_as_documented() -> None:
-    assert regex_input_limit("^refs/heads/main$") == 64 * 1024
-    assert 9_000 <= regex_input_limit(r"^refs/tags/v\d+") <= 11_000
-    assert 400 <= regex_input_limit("a.*b.*c") <= 500
-    assert regex_input_limit("a.*b.*c.*d") == 100
-    for refused in ("(a+)+", "(a|ab)*", r"(\w+)\1", "a.*b.*c.*d.*e", "(?x) a"):
-        with pytest.raises(FilterError):
+def test_regex_rules_as_documented() -> None:
+    assert "16 KiB" in DOC and "50 ms" in DOC and "25 ns" in DOC
+    assert regex_input_limit("^refs/heads/main$") == 16 * 1024
+    assert not filter_matches({"s": {"$regex": "^x"}}, {"s": "x" * (16 * 1024 + 1)})
+    # RE2's refusals say so
+    for refused, what in [
+        (r"(\w+)\1", "backreference"),
+        ("(?P<x>a)(?P=x)", "backreference"),
+        ("a(?=b)", "lookaround"),
+        ("a(?!b)", "lookaround"),
+        ("(?<=a)b", "lookaround"),
+        ("(?<!a)b", "lookaround"),
+        ("(?>a)", "atomic group"),
+        ("a++", "possessive"),
+        ("(?(1)a|b)", "conditional"),
+        ("(?x) a", "RE2"),
+    ]:
+        with pytest.raises(FilterError, match=f"{what}.*") as info:
             regex_input_limit(refused)
+        assert "RE2" in str(info.value)
+    # what backtracking made catastrophic is harmless now
+    for accepted in ("(a+)+", "(a|ab)*", "a.*b.*c.*d.*e"):
+        regex_input_limit(accepted)
+    # the documented differences from Python
+    assert not filter_matches({"s": {"$regex": r"^\d$"}}, {"s": "\u0663"})  # Arabic-Indic 3
+    assert filter_matches({"s": {"$regex": "(?i)é"}}, {"s": "É"})
+    assert filter_matches({"s": {"$regex": r"\pL"}}, {"s": "é"})
+    assert not filter_matches({"s": {"$regex": "a$"}}, {"s": "a\n"})
+    assert filter_matches({"s": {"$regex": r"a\Z"}}, {"s": "ba"})
+    assert filter_matches({"s": {"$regex": "^a{,2}$"}}, {"s": "aa"})
     with pytest.raises(FilterError, match="operator"):
         validate_filter({"action": {"$in": ["a"], "other": 1}})
+
+
+def test_cpu_budget_as_documented() -> None:
+    assert filter_cost_ms({"ref": {"$regex": r"^refs/tags/v\d+\.\d+"}}) <= 50 / 10
+    assert filter_cost_ms({"t": {"$regex": "(?i)readme"}}) <= 50 / 10
+    ten = {f"k{i}": {"$regex": "(?i)readme"} for i in range(10)}
+    validate_filter(ten)
+    pathological = {f"k{i}": {"$regex": "[a-z]*[a-z]*[a-z]*\\d|z$"} for i in range(64)}
+    with pytest.raises(FilterError, match="use fewer or simpler \\$regex patterns"):
+        validate_filter(pathological)
 
 
 def test_the_template_example_is_valid_and_renders_as_described() -> None:

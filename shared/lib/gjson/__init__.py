@@ -33,6 +33,7 @@ Differences from gjson, which works on raw text:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from ._compiler import compile_path
@@ -150,12 +151,14 @@ def _hot_compile(path: str) -> CompiledPath:
     return cp
 
 
-def get(document: Any, path: str) -> Result:
+def get(document: Any, path: str, tick: Callable[[], None] | None = None) -> Result:
     """Evaluate a gjson path over JSON text or a parsed value.
 
     Raises :class:`PathError` when the path is malformed or its evaluation
     exceeds the engine's bounds; a path that simply does not match returns a
-    result whose ``exists`` is false.
+    result whose ``exists`` is false. ``tick``, when given, is called every few
+    thousand work units of a long evaluation; whatever it raises abandons the
+    evaluation (the caller's CPU budget).
     """
     cp = _HOT.get(path)
     if cp is None:
@@ -178,15 +181,15 @@ def get(document: Any, path: str) -> Result:
             r = _new(Result)
             r._v = v
             return r
-    return _evaluate(cp, document)
+    return _evaluate(cp, document, tick)
 
 
-def _evaluate(cp: CompiledPath, document: Any) -> Result:
+def _evaluate(cp: CompiledPath, document: Any, tick: Callable[[], None] | None) -> Result:
     if type(document) in _TEXT_TYPES:
         document = parse_lines(document) if cp.lines else parse(document)
     elif cp.lines and not isinstance(document, list):
         document = [document]
-    v = cp.evaluate(document)
+    v = cp.evaluate(document, tick)
     if v is MISSING:
         return _MISSING_RESULT
     if cp.pretty is not None:

@@ -9,11 +9,12 @@ of the path (up to the next top-level ``|``) over the array elements.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from ._json import MISSING, DupDict, iter_items, make_object
-from ._limits import MAX_EVAL_DEPTH, Ctx, exhausted
+from ._limits import MAX_EVAL_DEPTH, Ctx
 from ._match import Glob, tokens_from_plain
 from ._steps import (
     COUNT,
@@ -60,9 +61,10 @@ class CompiledPath:
                 pretty = last.arg if isinstance(last.arg, dict) else {}
         self.pretty: dict[str, Any] | None = pretty
 
-    def evaluate(self, value: Any) -> Any:
-        """Evaluate over a parsed value; returns the value or ``MISSING``."""
-        return run_path(self.segments, value, Ctx())
+    def evaluate(self, value: Any, tick: Callable[[], None] | None = None) -> Any:
+        """Evaluate over a parsed value; returns the value or ``MISSING``. ``tick`` is called
+        every few thousand work units and may raise to abandon the evaluation."""
+        return run_path(self.segments, value, Ctx(tick))
 
     def __repr__(self) -> str:
         return f"CompiledPath({self.path!r})"
@@ -85,7 +87,7 @@ def _fanout(seg: list[Step], i: int, candidates: list[Any], ctx: Ctx) -> Any:
         for cand in candidates:
             ctx.ops -= 1
             if ctx.ops < 0:
-                raise exhausted()
+                ctx.refill()
             r = _run_seg(seg, i + 1, cand, ctx)
             if r is MISSING:
                 continue
@@ -132,7 +134,7 @@ def _run_seg(seg: list[Step], i: int, v: Any, ctx: Ctx) -> Any:
             items = iter_items(v)
             ctx.ops -= len(items)
             if ctx.ops < 0:
-                raise exhausted()
+                ctx.refill()
             return _fanout(seg, i, [val for k, val in items if g.match(k)], ctx)
         elif op == COUNT:
             if isinstance(v, (list, tuple)):
@@ -148,9 +150,10 @@ def _run_seg(seg: list[Step], i: int, v: Any, ctx: Ctx) -> Any:
             if isinstance(v, (list, tuple)):
                 ctx.ops -= len(v)
                 if ctx.ops < 0:
-                    raise exhausted()
+                    ctx.refill()
                 out = []
-                for el in v:
+                for done, el in enumerate(v, 1):
+                    ctx.poll(done)
                     r = run_path(sub, el, ctx)
                     if r is not MISSING:
                         out.append(r)
@@ -173,7 +176,7 @@ def _run_seg(seg: list[Step], i: int, v: Any, ctx: Ctx) -> Any:
             else:
                 ctx.ops -= 1
             if ctx.ops < 0:
-                raise exhausted()
+                ctx.refill()
             v = st.fn(v, st, ctx)  # type: ignore[attr-defined]
         elif op == LIT:
             v = st.value  # type: ignore[attr-defined]
@@ -186,7 +189,7 @@ def _run_seg(seg: list[Step], i: int, v: Any, ctx: Ctx) -> Any:
 def _run_multi(st: MultiStep, v: Any, ctx: Ctx) -> Any:
     ctx.ops -= len(st.selectors)
     if ctx.ops < 0:
-        raise exhausted()
+        ctx.refill()
     if st.is_object:
         pairs = []
         for name, sub in st.selectors:
@@ -207,17 +210,19 @@ def _run_query(st: QueryStep, v: Any, ctx: Ctx) -> Any:
         return MISSING
     ctx.ops -= len(v)
     if ctx.ops < 0:
-        raise exhausted()
+        ctx.refill()
     sub = st.sub
     if st.all:
         out = SoftList()
-        for el in v:
+        for done, el in enumerate(v, 1):
+            ctx.poll(done)
             if _query_matches(st, el, ctx):
                 r = el if sub is None else run_path(sub, el, ctx)
                 if r is not MISSING:
                     out.append(r)
         return out
-    for el in v:
+    for done, el in enumerate(v, 1):
+        ctx.poll(done)
         if _query_matches(st, el, ctx):
             return el if sub is None else run_path(sub, el, ctx)
     return MISSING

@@ -8,6 +8,7 @@ work units (tracked by a :class:`Ctx`) and fans out at most
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from .errors import PathError
@@ -21,16 +22,43 @@ MAX_PATH_LENGTH: Final = 65_536
 MAX_EVAL_OPS: Final = 1_000_000
 #: Deepest recursion of fan-out (wildcards) during one evaluation.
 MAX_EVAL_DEPTH: Final = 256
+#: With a ``tick``, work units are granted in slices of this size and ``tick`` runs between
+#: slices (a few milliseconds of work), so a caller's CPU budget can stop a long evaluation.
+TICK_OPS: Final = 4096
 
 
 class Ctx:
-    """The budget of one evaluation: work units left, and the current fan-out depth."""
+    """The budget of one evaluation: work units left, and the current fan-out depth.
 
-    __slots__ = ("depth", "ops")
+    ``ops`` is the current slice; :meth:`refill` (called when it runs out) grants the next
+    one from ``reserve`` after calling ``tick``, which may raise to abandon the evaluation.
+    """
 
-    def __init__(self) -> None:
-        self.ops = MAX_EVAL_OPS
+    __slots__ = ("depth", "ops", "reserve", "tick")
+
+    def __init__(self, tick: Callable[[], None] | None = None) -> None:
+        self.tick = tick
+        self.ops = MAX_EVAL_OPS if tick is None else TICK_OPS
+        self.reserve = MAX_EVAL_OPS - self.ops
         self.depth = 0
+
+    def refill(self) -> None:
+        """``ops`` ran out: raise :class:`PathError` when the whole budget is spent, else
+        call ``tick`` and grant the next slice."""
+        while self.ops < 0:
+            if self.reserve <= 0:
+                raise exhausted()
+            if self.tick is not None:
+                self.tick()
+            grant = min(TICK_OPS, self.reserve)
+            self.reserve -= grant
+            self.ops += grant
+
+    def poll(self, done: int) -> None:
+        """In a loop whose work was charged up front: call ``tick`` every :data:`TICK_OPS`
+        items (``done`` counts the items processed so far)."""
+        if self.tick is not None and done % TICK_OPS == 0:
+            self.tick()
 
 
 def exhausted() -> PathError:

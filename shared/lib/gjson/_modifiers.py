@@ -10,7 +10,7 @@ from typing import Any
 
 from ._eval import run_path, truthy_string
 from ._json import MAX_DEPTH, MISSING, dumps, iter_items, make_object, parse
-from ._limits import Ctx, exhausted
+from ._limits import Ctx
 from ._steps import Modifier, ModStep
 from .errors import PathError
 
@@ -49,7 +49,7 @@ def _sort_keys(v: Any, depth: int, ctx: Ctx) -> Any:
         raise PathError(f"value nesting exceeds {MAX_DEPTH} levels", 0)
     ctx.ops -= 1
     if ctx.ops < 0:
-        raise exhausted()
+        ctx.refill()
     if isinstance(v, dict):
         items = sorted(iter_items(v), key=lambda kv: kv[0])
         return make_object([(k, _sort_keys(x, depth + 1, ctx)) for k, x in items])
@@ -69,7 +69,7 @@ def _flatten(v: list[Any], deep: bool, depth: int, ctx: Ctx) -> list[Any]:
         raise PathError(f"value nesting exceeds {MAX_DEPTH} levels", 0)
     ctx.ops -= len(v)
     if ctx.ops < 0:
-        raise exhausted()
+        ctx.refill()
     out: list[Any] = []
     for el in v:
         if isinstance(el, list):
@@ -146,7 +146,7 @@ def _mod_group(v: Any, st: ModStep, ctx: Ctx) -> Any:
             continue
         ctx.ops -= len(arr)
         if ctx.ops < 0:
-            raise exhausted()
+            ctx.refill()
         for idx, el in enumerate(arr):
             if idx == len(groups):
                 groups.append([])
@@ -165,7 +165,7 @@ def _mod_dig(v: Any, st: ModStep, ctx: Ctx) -> Any:
         node, depth = stack.pop()
         ctx.ops -= 1
         if ctx.ops < 0:
-            raise exhausted()
+            ctx.refill()
         r = run_path(sub, node, ctx)
         if r is not MISSING:
             out.append(r)
