@@ -4,11 +4,14 @@ Input is validated once, at the edge: the API's request schemas (which the CLI u
 enforce the rules named here (:data:`NAME_MAX`, :data:`RATE_LIMIT_MIN`/:data:`RATE_LIMIT_MAX`,
 :func:`unique_ids`) and hand over a :class:`NewAutomation` or :class:`AutomationChanges`. The
 operations below only check what needs the database: authorization, the organization and
-model config, and name uniqueness (409).
+model config, and name uniqueness (409). Names are the one exception: every caller's name
+goes through :func:`canonical_name` (idempotent, so re-applying it to a schema-validated name
+costs nothing), because uniqueness is only meaningful on the canonical form.
 """
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,7 +25,7 @@ from shared import audit
 from shared.accounts import authz
 from shared.accounts.authz import Principal
 from shared.cron.scheduling import refresh_automation_triggers
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.infra.clock import Clock
 from shared.infra.db.pagination import Page, paginate
 from shared.models import Automation, AutomationStatus, ChatScope, ModelConfig, Organization
@@ -33,6 +36,7 @@ __all__ = [
     "RATE_LIMIT_MIN",
     "AutomationChanges",
     "NewAutomation",
+    "canonical_name",
     "create_automation",
     "delete_automation",
     "get_automation",
@@ -46,6 +50,60 @@ __all__ = [
 NAME_MAX = 200
 #: bounds of ``max_chat_creates_per_hour`` and ``max_messages_per_hour``
 RATE_LIMIT_MIN, RATE_LIMIT_MAX = 1, 1000
+
+
+#: invisible characters that make look-alike names (all are Unicode format characters, Cf)
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u180e")
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def _refused(char: str) -> str | None:
+    """Why ``char`` may not appear in a name, or None when it may."""
+    if char in _ZERO_WIDTH:
+        return "zero-width characters"
+    if char in _BIDI:
+        return "bidirectional control characters"
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return "control characters"
+    if category == "Cf":
+        return "invisible format characters"
+    if category == "Cs":
+        return "unpaired surrogates"
+    return None
+
+
+def canonical_name(value: str, *, max_length: int = NAME_MAX) -> str:
+    """The canonical form of a user-chosen name (automations, agents): surrounding whitespace
+    stripped, NFKC-normalized, so names that only *look* different (full-width letters,
+    combining accents) are the same name and collide on uniqueness.
+
+    ``ValueError`` (the reason, without the field name) when the name is empty, longer than
+    ``max_length`` once normalized, or holds a character that hides or reorders text:
+    control (Cc), zero-width, bidirectional control or other format (Cf) characters.
+    NFKC neither removes nor introduces any of these, so checking the result is enough.
+    """
+    name = unicodedata.normalize("NFKC", value.strip()).strip()
+    if not name:
+        raise ValueError("must not be empty")
+    for position, char in enumerate(name, start=1):
+        reason = _refused(char)
+        if reason is not None:
+            raise ValueError(
+                f"must not contain {reason} (U+{ord(char):04X} at position {position}): "
+                "they make names that look alike but differ"
+            )
+    if len(name) > max_length:
+        raise ValueError(f"must be at most {max_length} characters once normalized (NFKC)")
+    return name
+
+
+def _checked_name(value: str) -> str:
+    """:func:`canonical_name` for the domain's callers: a 400 naming the field."""
+    try:
+        return canonical_name(value)
+    except ValueError as exc:
+        raise Invalid(f"name: {exc}", field="name") from None
 
 
 def unique_ids(values: Iterable[str]) -> list[str]:
@@ -194,7 +252,7 @@ def create_automation(
     automation = Automation(
         owner_id=principal.user_id,
         organization_id=org.id,
-        name=new.name,
+        name=_checked_name(new.name),
         description=new.description,
         instructions=new.instructions,
         model_config_id=model_config_id,
@@ -221,6 +279,16 @@ def create_automation(
         details={"name": automation.name},
     )
     return automation
+
+
+def _name_filter(name: str) -> list[str]:
+    """The names a ``name`` filter matches: its canonical form (how names are saved), and the
+    text as given, so rows saved before names were normalized can still be found."""
+    try:
+        canonical = canonical_name(name)
+    except ValueError:
+        return [name]
+    return list(dict.fromkeys((canonical, name)))
 
 
 def list_automations(
@@ -251,7 +319,7 @@ def list_automations(
     if status is not None:
         stmt = stmt.where(Automation.status == status)
     if name is not None:
-        stmt = stmt.where(Automation.name == name)
+        stmt = stmt.where(Automation.name.in_(_name_filter(name)))
     return paginate(
         session,
         stmt,
@@ -274,6 +342,8 @@ def update_automation(
     automation = get_automation(session, principal, automation_id, write=True, lock=True)
     old_status = automation.status
     if "name" in changes:
+        changes = changes.copy()
+        changes["name"] = _checked_name(changes["name"])
         _check_name_free(
             session, automation.owner_id, automation.organization_id, changes["name"], automation.id
         )

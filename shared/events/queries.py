@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +15,22 @@ from shared.infra.db.pagination import Page, paginate
 from shared.models import AutomationEvent, EventStatus
 
 __all__ = ["list_events"]
+
+
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    """``value`` in UTC (the API's schemas already did this; other callers may not have)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise Invalid(f"{name}: needs a timezone (e.g. 2026-01-15T12:00:00Z)", field=name)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(
+            f"{name}: out of range: in UTC it must fall between 0001-01-01T00:00:00Z and "
+            "9999-12-31T23:59:59Z",
+            field=name,
+        ) from None
 
 
 def list_events(
@@ -41,9 +57,7 @@ def list_events(
         stmt = stmt.where(AutomationEvent.status.in_(wanted))
     if trigger_id is not None:
         stmt = stmt.where(AutomationEvent.trigger_id == trigger_id)
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise Invalid(f"{name}: needs a timezone (e.g. 2026-01-15T12:00:00Z)", field=name)
+    since, until = _utc("since", since), _utc("until", until)
     if since is not None:
         stmt = stmt.where(AutomationEvent.received_at >= since)
     if until is not None:

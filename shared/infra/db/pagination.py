@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, or_
@@ -39,17 +39,31 @@ def encode_cursor(kind: str, when: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position a cursor encodes; ``invalid_cursor`` (400) for anything this module did
+    not write: a cursor is client input, however opaque (forged JSON, deep nesting, a time
+    that overflows in UTC, a non-string id)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         if not isinstance(data, dict) or data.get("k") != kind:
             raise ValueError("wrong kind")
         when_s, id_s = data["v"]
+        if not isinstance(when_s, str) or not isinstance(id_s, str):
+            raise TypeError("not strings")
         when = datetime.fromisoformat(when_s)
         if when.tzinfo is None:
             raise ValueError("naive")
-        return when, uuid.UUID(id_s)
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
+        # converted here, where an extreme offset overflows, rather than when it is bound
+        return when.astimezone(UTC), uuid.UUID(id_s)
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+        binascii.Error,
+        UnicodeError,
+    ):
         raise Invalid(
             "cursor: not a cursor returned by this list; start again without it",
             code="invalid_cursor",

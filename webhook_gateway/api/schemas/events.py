@@ -8,7 +8,6 @@ from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     Field,
     model_validator,
 )
@@ -28,6 +27,7 @@ from webhook_gateway.api.schemas.base import (
     LabelPaths,
     PageQuery,
     Response,
+    UtcDatetime,
     no_nul_json,
 )
 
@@ -62,8 +62,8 @@ class EventPage(Response):
 class EventListQuery(PageQuery):
     status: list[EventStatus] | None = None
     trigger_id: uuid.UUID | None = None
-    since: AwareDatetime | None = Field(None, description="received at or after (inclusive)")
-    until: AwareDatetime | None = Field(None, description="received before (exclusive)")
+    since: UtcDatetime | None = Field(None, description="received at or after (inclusive)")
+    until: UtcDatetime | None = Field(None, description="received before (exclusive)")
 
 
 # Dry run -----------------------------------------------------------------------------------
@@ -112,8 +112,8 @@ class BulkReplayRequest(Body):
 
     status: list[EventStatus] | None = None
     trigger_id: uuid.UUID | None = None
-    since: AwareDatetime | None = Field(None, description="received at or after (inclusive)")
-    until: AwareDatetime | None = Field(None, description="received before (exclusive)")
+    since: UtcDatetime | None = Field(None, description="received at or after (inclusive)")
+    until: UtcDatetime | None = Field(None, description="received before (exclusive)")
     dry_run: bool = Field(False, description="only count what would be replayed")
 
 
