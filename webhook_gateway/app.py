@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from celery import Celery
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.errors import (
     RETRY_AFTER_SECONDS,
@@ -59,7 +60,26 @@ def create_app(
 
     api.init_app(app)
     _register_error_handlers(app)
+    app.after_request(_security_headers)
+    if settings.trusted_proxies:
+        # Outermost, so that the ingress, the access log and the failed-authentication
+        # throttle all see the client's address as the trusted proxies reported it.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     return app
+
+
+#: every API answer may carry a secret (tokens, webhook secrets) or tenant data
+API_PREFIX = "/api/v1/"
+
+
+def _security_headers(response: Response) -> Response:
+    """On every answer Flask produces, errors included (the webhook ingress middleware sets
+    its own): no content sniffing anywhere, and no caching of API answers by browsers or
+    proxies."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _register_error_handlers(app: Flask) -> None:

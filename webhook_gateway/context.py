@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery import Celery
 from flask import current_app
@@ -14,6 +14,7 @@ from shared.infra.clock import Clock
 from shared.infra.config import Settings
 from shared.infra.db.uow import UnitOfWork
 from shared.infra.runtime import Runtime
+from webhook_gateway.auth_throttle import AuthThrottle
 
 
 @dataclass
@@ -22,6 +23,11 @@ class Gateway:
     clock: Clock
     #: the process's engine (one pool), publisher and units of work
     runtime: Runtime
+    #: failed authentications per client address (webhook_gateway.auth_throttle)
+    auth_throttle: AuthThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.auth_throttle = AuthThrottle.from_settings(self.settings)
 
     @property
     def engine(self) -> Engine:

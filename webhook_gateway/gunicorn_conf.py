@@ -40,7 +40,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 # Imported now, not inside child_exit: the arbiter calls child_exit while reaping workers,
 # which can interrupt the master in the middle of another import of prometheus_client and
 # then fails with a circular-import error.
-from prometheus_client import multiprocess  # noqa: E402
+from prometheus_client import CollectorRegistry, multiprocess, start_http_server  # noqa: E402
 
 
 def on_starting(server: Any) -> None:
@@ -51,6 +51,19 @@ def on_starting(server: Any) -> None:
     # values left over from an earlier run would be added to this run's counters
     for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.remove(path)
+
+
+def when_ready(server: Any) -> None:
+    """With ``AUTOMATIONS_METRICS_BIND``, serve the workers' aggregated metrics there, from the
+    master (prometheus_client's own server, in a daemon thread); /metrics on the gateway's port
+    then answers 404 (webhook_gateway.metrics)."""
+    if not _settings.metrics_bind:
+        return
+    host, _, port = _settings.metrics_bind.rpartition(":")
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+    server.log.info("metrics on http://%s/metrics", _settings.metrics_bind)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -66,7 +66,32 @@ class Settings(BaseSettings):
     #: shifts the clock of every process by this many seconds (tests; keep 0 in production)
     clock_offset_seconds: float = Field(0.0, ge=-366 * 86400, le=366 * 86400)
 
-    @field_validator("database_url", "broker_url", "public_url", "encryption_keys", mode="before")
+    #: CPU milliseconds the filter and labels of one event (or one dry run) may take
+    filter_budget_ms: float = Field(50.0, gt=0, le=10_000)
+
+    # Hardening (issue 16; docs/operations.md, "Metrics and alerts" and "Client addresses").
+    #: ``/metrics`` on the gateway's port needs ``Authorization: Bearer <this>``; with neither
+    #: this nor ``metrics_bind`` set, ``/metrics`` answers 404
+    metrics_token: str = Field("", repr=False)
+    #: HOST:PORT of a separate metrics listener (gunicorn's master); then ``/metrics`` is not
+    #: served on the gateway's port at all
+    metrics_bind: str = ""
+    #: failed API authentications per client address and window before 429 (0 = no limit)
+    auth_failure_limit: int = Field(20, ge=0, le=1_000_000)
+    auth_failure_window_seconds: int = Field(60, ge=1, le=86_400)
+    #: reverse proxies in front of the gateway whose ``X-Forwarded-For`` is believed; 0 = the
+    #: peer address is the client's (never set it higher than the proxies really there)
+    trusted_proxies: int = Field(0, ge=0, le=10)
+
+    @field_validator(
+        "database_url",
+        "broker_url",
+        "public_url",
+        "encryption_keys",
+        "metrics_token",
+        "metrics_bind",
+        mode="before",
+    )
     @classmethod
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
@@ -110,6 +135,28 @@ class Settings(BaseSettings):
             raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
         return value
 
+    @field_validator("metrics_bind")
+    @classmethod
+    def _check_metrics_bind(cls, value: str) -> str:
+        if not value:
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:9100")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str) -> str:
+        if not value:
+            return value
+        if len(value) < 16 or not value.isascii() or not value.isprintable() or " " in value:
+            raise ValueError(
+                "expected at least 16 printable ASCII characters without spaces, e.g. "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
@@ -125,6 +172,11 @@ class Settings(BaseSettings):
                 "AUTOMATIONS_TASK_TIME_LIMIT_SECONDS must be below "
                 "AUTOMATIONS_BROKER_VISIBILITY_TIMEOUT_SECONDS, or a slow task is redelivered "
                 "while it still runs"
+            )
+        if self.metrics_bind and self.metrics_bind == self.bind:
+            raise ValueError(
+                "AUTOMATIONS_METRICS_BIND must differ from AUTOMATIONS_BIND (the metrics "
+                "listener is a separate one)"
             )
         return self
 

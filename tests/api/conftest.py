@@ -45,6 +45,9 @@ def api_app(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
         data_dir=tmp_path_factory.mktemp("api"),
         encryption_keys=KEY1,
         public_url=PUBLIC_URL,
+        # schemathesis probes with invalid tokens after each case; the throttle has its own
+        # tests (tests/api/test_auth_throttle.py)
+        auth_failure_limit=0,
     )
     app = create_app(settings)
     yield app

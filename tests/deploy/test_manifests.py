@@ -495,7 +495,7 @@ def test_gateway_probes_service_and_shutdown() -> None:
     gateway = deployment("gateway")
     spec = gateway["spec"]["template"]["spec"]
     container = only_container("gateway")
-    (port,) = container["ports"]
+    (port,) = [p for p in container["ports"] if p["name"] == "http"]
     assert port["containerPort"] == GATEWAY_PORT
 
     def probe_target(probe: dict[str, Any]) -> tuple[str, int]:
@@ -539,6 +539,38 @@ def test_gateway_probes_service_and_shutdown() -> None:
     config = objects_of("ConfigMap")["automations-config"]["data"]
     assert config["AUTOMATIONS_BIND"].endswith(f":{GATEWAY_PORT}")
     assert not config["AUTOMATIONS_BIND"].startswith("127.")
+
+
+def test_metrics_are_scraped_on_a_port_the_service_does_not_expose() -> None:
+    """/metrics is not public (issue 16): gunicorn's master serves it on the separate
+    AUTOMATIONS_METRICS_BIND port, which the pod annotations point at and the Service (hence
+    the Ingress) does not expose; /metrics on the gateway's port then answers 404."""
+    config = objects_of("ConfigMap")["automations-config"]["data"]
+    settings = settings_from(config)
+    assert settings.metrics_bind, "set AUTOMATIONS_METRICS_BIND (or a Secret-backed token)"
+    metrics_port = int(settings.metrics_bind.rpartition(":")[2])
+    assert metrics_port != GATEWAY_PORT
+    container = only_container("gateway")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == metrics_port
+    annotations = deployment("gateway")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(metrics_port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    for service in objects_of("Service").values():
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] not in ("metrics", metrics_port), service["metadata"]
+    # the token, when used instead, is a secret: never in the ConfigMap
+    assert "AUTOMATIONS_METRICS_TOKEN" not in config
+
+
+def test_compose_does_not_publish_metrics(compose: dict[str, Any]) -> None:
+    settings = settings_from(parse_env_file(ENV_EXAMPLE))
+    assert settings.metrics_bind and not settings.metrics_token
+    metrics_port = settings.metrics_bind.rpartition(":")[2]
+    gateway = compose["services"]["gateway"]
+    published = [str(p).rpartition(":")[2] for p in gateway.get("ports", [])]
+    assert metrics_port not in published
+    assert metrics_port in [str(p) for p in gateway.get("expose", [])]
 
 
 def test_worker_liveness_is_a_celery_ping_to_this_pod() -> None:

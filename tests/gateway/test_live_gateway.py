@@ -25,6 +25,7 @@ from tests.harness.services import free_port
 
 pytestmark = pytest.mark.e2e
 LIMIT = 4096
+METRICS_TOKEN = "live-metrics-" + "t" * 24
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,7 @@ def live(
             "AUTOMATIONS_MAX_BODY_BYTES": str(LIMIT),
             "AUTOMATIONS_GATEWAY_WORKERS": "2",
             "AUTOMATIONS_GATEWAY_THREADS": "4",
+            "AUTOMATIONS_METRICS_TOKEN": METRICS_TOKEN,
         },
     )
     proc, base = start_gateway(env, tmp)
@@ -130,11 +132,13 @@ def test_metrics_aggregate_across_workers_and_logs_are_json(
     live: tuple[str, Proc, uuid.UUID, str],
 ) -> None:
     base, proc, tid, _db = live
-    body = b'{"m": 1}'
-    headers = {"X-Hub-Signature-256": sign_github(SECRET, body)}
-    for _ in range(20):  # fresh connections spread over both workers
+    for n in range(20):  # fresh connections spread over both workers
+        body = f'{{"m": {n}}}'.encode()  # distinct: the replay window folds identical bodies
+        headers = {"X-Hub-Signature-256": sign_github(SECRET, body)}
         assert requests.post(base + url_for(tid), data=body, headers=headers, timeout=10).ok
-    text = requests.get(base + "/metrics", timeout=10).text
+    assert requests.get(base + "/metrics", timeout=10).status_code == 401
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    text = requests.get(base + "/metrics", headers=auth, timeout=10).text
     accepted = [
         float(line.split()[-1])
         for line in text.splitlines()
@@ -148,3 +152,4 @@ def test_metrics_aggregate_across_workers_and_logs_are_json(
     ]
     assert any(entry["outcome"] == "accepted" and entry["status"] == 202 for entry in access)
     assert SECRET not in proc.log()
+    assert METRICS_TOKEN not in proc.log()

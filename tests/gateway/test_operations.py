@@ -21,15 +21,23 @@ from tests.gateway.conftest import SECRET, GatewayFactory, GatewayHarness, url_f
 from webhook_gateway.app import create_app
 from webhook_gateway.metrics import OUTCOMES
 
+METRICS_TOKEN = "metrics-token-" + "m" * 24
+
+
+def _scrape(gw: GatewayHarness) -> str:
+    resp = gw.client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert resp.status_code == 200
+    return resp.text
+
 
 def _counters(gw: GatewayHarness) -> dict[str, float]:
-    text = gw.client.get("/metrics").text
+    text = _scrape(gw)
     found = re.findall(r'automations_webhook_requests_total\{outcome="(\w+)"\} ([0-9.e+]+)', text)
     return {name: float(value) for name, value in found}
 
 
 def test_metrics_count_every_outcome(make_gateway: GatewayFactory) -> None:
-    gw = make_gateway(max_body_bytes=64)
+    gw = make_gateway(max_body_bytes=64, metrics_token=METRICS_TOKEN)
     active = gw.seed()
     from shared.models import AutomationStatus
 
@@ -45,7 +53,7 @@ def test_metrics_count_every_outcome(make_gateway: GatewayFactory) -> None:
     after = _counters(gw)
     for outcome in ("accepted", "duplicate", "ignored", "bad_signature", "not_found", "too_large"):
         assert after[outcome] == before[outcome] + 1, outcome
-    text = gw.client.get("/metrics").text
+    text = _scrape(gw)
     assert "automations_webhook_request_duration_seconds_bucket" in text
     assert "automations_webhook_publish_failures_total" in text
 

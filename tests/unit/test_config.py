@@ -44,6 +44,12 @@ def test_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("AUTOMATIONS_BIND", "8080", "AUTOMATIONS_BIND: expected HOST:PORT"),
         ("AUTOMATIONS_BROKER_URL", "localhost", "AUTOMATIONS_BROKER_URL: expected a URL"),
         ("AUTOMATIONS_LOG_LEVEL", "LOUD", "AUTOMATIONS_LOG_LEVEL"),
+        ("AUTOMATIONS_METRICS_BIND", "9100", "AUTOMATIONS_METRICS_BIND: expected HOST:PORT"),
+        ("AUTOMATIONS_METRICS_TOKEN", "short-token", "AUTOMATIONS_METRICS_TOKEN: expected"),
+        ("AUTOMATIONS_METRICS_TOKEN", "with space 0123456789", "AUTOMATIONS_METRICS_TOKEN"),
+        ("AUTOMATIONS_AUTH_FAILURE_LIMIT", "-1", "AUTOMATIONS_AUTH_FAILURE_LIMIT"),
+        ("AUTOMATIONS_AUTH_FAILURE_WINDOW_SECONDS", "0", "AUTOMATIONS_AUTH_FAILURE_WINDOW"),
+        ("AUTOMATIONS_TRUSTED_PROXIES", "11", "AUTOMATIONS_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -53,7 +59,7 @@ def test_bad_values_name_the_variable(
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert expected in str(info.value)
-    if "KEYS" in var:
+    if "KEYS" in var or "TOKEN" in var:
         assert value not in str(info.value)  # never echo key material
 
 
@@ -92,3 +98,20 @@ def test_gateway_workers_default_to_two_per_cpu(
     assert Settings(data_dir=tmp_path).effective_gateway_workers == 2  # embedded SQLite
     configured = Settings(database_url=pg, data_dir=tmp_path, gateway_workers=5)
     assert configured.effective_gateway_workers == 5
+
+
+def test_hardening_defaults_and_the_metrics_token_stays_out_of_repr(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path)
+    assert (s.metrics_token, s.metrics_bind, s.trusted_proxies) == ("", "", 0)
+    assert (s.auth_failure_limit, s.auth_failure_window_seconds) == (20, 60)
+    token = "t" * 32
+    assert token not in repr(Settings(data_dir=tmp_path, metrics_token=token))
+
+
+def test_metrics_bind_must_differ_from_bind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOMATIONS_BIND", "0.0.0.0:8080")
+    monkeypatch.setenv("AUTOMATIONS_METRICS_BIND", "0.0.0.0:8080")
+    with pytest.raises(ConfigError, match="AUTOMATIONS_METRICS_BIND must differ"):
+        load_settings()
+    monkeypatch.setenv("AUTOMATIONS_METRICS_BIND", "0.0.0.0:9100")
+    assert load_settings().metrics_bind == "0.0.0.0:9100"

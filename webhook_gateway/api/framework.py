@@ -39,7 +39,16 @@ from shared.infra.crypto import Keyring
 from shared.infra.db.uow import UnitOfWork
 from webhook_gateway.context import Gateway, gateway
 
-__all__ = ["OPERATIONS", "ApiError", "Ctx", "Operation", "bp", "error_response", "operation"]
+__all__ = [
+    "OPERATIONS",
+    "ApiError",
+    "Ctx",
+    "Operation",
+    "bp",
+    "error_response",
+    "operation",
+    "too_many_failures",
+]
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
@@ -195,6 +204,11 @@ def _authenticate(session: Session, gw: Gateway) -> Principal:
         )
     principal = authz.authenticate(session, gw.clock, token.strip())
     if principal is None:
+        # Looked up even when the address is throttled: a valid token always works
+        # (webhook_gateway.auth_throttle explains the policy).
+        retry_after = gw.auth_throttle.record_failure(request.remote_addr)
+        if retry_after is not None:
+            raise too_many_failures(retry_after)
         raise ApiError(
             401,
             "invalid_token",
@@ -203,6 +217,18 @@ def _authenticate(session: Session, gw: Gateway) -> Principal:
             **challenge,
         )
     return principal
+
+
+def too_many_failures(retry_after: int) -> ApiError:
+    """429 for an invalid credential from an address over the failed-authentication limit."""
+    return ApiError(
+        429,
+        "too_many_requests",
+        "Authorization: too many failed authentications from this address; "
+        f"retry in {retry_after} s",
+        "Authorization",
+        **{"Retry-After": str(retry_after)},
+    )
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

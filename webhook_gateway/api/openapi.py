@@ -27,7 +27,11 @@ _STATUS_TEXT = {
     409: "Conflict (e.g. duplicate name)",
     413: "Request body too large",
     415: "Content-Type is not application/json",
-    503: "Database unavailable; retry after Retry-After seconds",
+    429: "Too many failed authentications from this address; retry after Retry-After seconds",
+    503: (
+        "Temporarily unavailable (the database, or too many dry runs at once); "
+        "retry after Retry-After seconds"
+    ),
 }
 
 
