@@ -83,6 +83,29 @@ class Settings(BaseSettings):
     #: peer address is the client's (never set it higher than the proxies really there)
     trusted_proxies: int = Field(0, ge=0, le=10)
 
+    # The chat runner (issue 17, SPEC 9; docs/chats.md).
+    #: may model configs (and MCP servers) point at loopback or private addresses; unset: true
+    #: in embedded mode (SQLite), false otherwise (see :attr:`effective_outbound_allow_private`)
+    outbound_allow_private: bool | None = None
+    #: no first chunk within this many seconds: the turn fails with kind ``startup_timeout``
+    startup_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    #: no chunk for this many seconds mid-stream: kind ``timeout``
+    stream_idle_timeout_seconds: float = Field(300.0, gt=0, le=3600)
+    #: a provider asking to wait longer than this ends the turn as a non-retryable error
+    max_retry_after_seconds: int = Field(600, ge=1, le=86_400)
+    #: attempts one turn may take before it fails for good
+    max_attempts: int = Field(10, ge=1, le=100)
+    #: a running chat heartbeats this often
+    runner_heartbeat_seconds: float = Field(10.0, gt=0, le=600)
+    #: a running chat whose heartbeat is older than this is returned to ``pending``
+    runner_stale_seconds: float = Field(60.0, gt=0, le=86_400)
+    #: a pending chat nobody claimed for this long is published again (a lost publish)
+    runner_republish_seconds: float = Field(30.0, gt=0, le=86_400)
+    #: turns one worker process runs at once (further run_chat messages wait in the queue)
+    runner_max_in_flight: int = Field(200, ge=1, le=10_000)
+    #: how often beat runs the chat recovery job
+    recover_chats_interval_seconds: float = Field(15.0, gt=0)
+
     @field_validator(
         "database_url",
         "broker_url",
@@ -197,6 +220,15 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_outbound_allow_private(self) -> bool:
+        """Whether outbound URLs may reach loopback and private addresses: as configured,
+        else only in embedded mode, so that a fleet cannot be turned against its own
+        network (SPEC 9 "Outbound URLs")."""
+        if self.outbound_allow_private is not None:
+            return self.outbound_allow_private
+        return self.is_sqlite
 
     @property
     def effective_worker_concurrency(self) -> int:

@@ -1,7 +1,7 @@
 """All tables. Importing this module registers every model on ``shared.infra.db.base.metadata``."""
 
 from shared.models.automation import Automation, AutomationEvent, AutomationTrigger, ModelConfig
-from shared.models.chat import Chat, ChatMessage
+from shared.models.chat import Chat, ChatMessage, UsageRecord
 from shared.models.enums import (
     AutomationStatus,
     ChatScope,
@@ -40,5 +40,6 @@ __all__ = [
     "SiteConfig",
     "SiteRole",
     "TriggerType",
+    "UsageRecord",
     "User",
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,21 +25,37 @@ REPLAY_WINDOW_DEFAULT_SECONDS = 86_400
 REPLAY_WINDOW_MAX_SECONDS = 30 * 86_400
 
 
+#: the model providers a model config may name (SPEC 9)
+MODEL_PROVIDERS = ("openai", "anthropic")
+
+
 class ModelConfig(Base):
-    """An OpenAI-compatible model endpoint a chat runs against (SPEC 9)."""
+    """A model endpoint a chat runs against (SPEC 9): ``openai`` is any OpenAI-compatible
+    chat-completions endpoint, ``anthropic`` the Messages API. ``api_key`` is encrypted at rest
+    like webhook secrets (``api_key_key_id``: the digest of the key that encrypted it)."""
 
     __tablename__ = "model_configs"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "name"),
+        CheckConstraint("provider IN ('openai', 'anthropic')", name="provider_known"),
+        CheckConstraint("temperature BETWEEN 0 AND 2", name="temperature_range"),
+        CheckConstraint("max_output_tokens BETWEEN 1 AND 1000000", name="max_output_tokens_range"),
+        CheckConstraint("context_window BETWEEN 1 AND 100000000", name="context_window_range"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    provider: Mapped[str] = mapped_column(String(100), default="openai-compatible")
+    provider: Mapped[str] = mapped_column(String(100), default="openai", server_default="openai")
     base_url: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(200))
     api_key: Mapped[str | None] = mapped_column(Text)
     api_key_key_id: Mapped[str | None] = mapped_column(String(64))
+    max_output_tokens: Mapped[int | None] = mapped_column(Integer)
+    temperature: Mapped[float | None] = mapped_column(Float)
+    context_window: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

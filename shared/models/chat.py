@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.infra.db.base import Base, enum_type, new_id, partial_index
@@ -73,7 +73,19 @@ class Chat(Base):
     client_type: Mapped[ClientType] = mapped_column(
         enum_type(ClientType, "chat_client_type"), default=ClientType.API
     )
+    #: SPEC 9 ``{message, kind, provider, retryable, status_code, detail}`` of the last failure
     last_error: Mapped[dict[str, Any] | None]
+    #: the runner holding the chat while ``running`` (a fresh id per claim: the fence)
+    runner_id: Mapped[str | None] = mapped_column(String(64))
+    #: the holder's last sign of life; a ``running`` chat older than the stale age is reclaimed
+    heartbeat_at: Mapped[datetime | None]
+    #: a ``pending`` chat waiting out a retry is not claimed before this
+    retry_at: Mapped[datetime | None]
+    #: the retry in progress ``{attempt, kind, delay_ms, retrying_at}``, null when none
+    retry: Mapped[dict[str, Any] | None]
+    #: when ``run_chat`` was last published for it (a pending chat unclaimed for long is
+    #: published again: a lost publish)
+    queued_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -91,3 +103,36 @@ class ChatMessage(Base):
     deleted_at: Mapped[datetime | None]
     #: the automation event that appended this message (no FK: events are purged, messages stay)
     event_id: Mapped[uuid.UUID | None]
+    #: assistant messages: the model that answered, its token counts and why it stopped
+    model: Mapped[str | None] = mapped_column(String(200))
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    finish_reason: Mapped[str | None] = mapped_column(String(50))
+
+
+class UsageRecord(Base):
+    """Tokens one turn used (SPEC 9 "Usage"). A ledger of its own, not the chat's messages:
+    usage must be summed and limited after the chat is deleted (retention)."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        Index("ix_usage_records_organization_created", "organization_id", "created_at"),
+        Index(
+            "ix_usage_records_organization_user_created", "organization_id", "user_id", "created_at"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    #: the chat's owner (null once the user is deleted: the organization's sum keeps it)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: no foreign keys below: the chat, automation and model config may be deleted later
+    automation_id: Mapped[uuid.UUID | None]
+    chat_id: Mapped[uuid.UUID | None]
+    model_config_id: Mapped[uuid.UUID | None]
+    model: Mapped[str] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, true
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.infra.db.base import Base, enum_type, new_id
@@ -16,6 +16,9 @@ class Organization(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: tokens (input + output) the organization's turns may use per calendar month (UTC);
+    #: null: no limit (SPEC 9 "Usage")
+    monthly_token_limit: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -49,6 +52,9 @@ class OrganizationMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     role: Mapped[OrgRole] = mapped_column(enum_type(OrgRole, "org_role"), default=OrgRole.MEMBER)
+    #: this member's own monthly token limit in the organization, overriding the
+    #: organization's (null: the organization's applies)
+    monthly_token_limit: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 from shared.infra.db import migrate
 from shared.infra.db.base import UTCDateTime, metadata
 from shared.infra.db.engine import make_engine
-from shared.models import Automation, AutomationTrigger, ChatScope, User
+from shared.models import (
+    Automation,
+    AutomationTrigger,
+    ChatScope,
+    ModelConfig,
+    Organization,
+    User,
+)
 
 
 def test_no_drift_on_postgres(pg_url: str) -> None:
@@ -271,3 +278,72 @@ def test_replay_window_schema_on_postgres(pg_scratch_url: str) -> None:
 
 def test_replay_window_schema_on_sqlite(tmp_path: object) -> None:
     _replay_window_schema(f"sqlite:///{tmp_path}/rw.db")
+
+
+def _model_configs_before_0009(url: str) -> None:
+    """Migration 0009: model configs written before it (provider ``openai-compatible``, two of
+    one organization with the same name) become ``openai`` with unique names, keep their
+    rows, and the runner's columns are there; a downgrade to 0008 and back works."""
+    migrate.upgrade(url, "0008")
+    engine = make_engine(url)
+    org = uuid.uuid4()
+    first, second = uuid.uuid4(), uuid.uuid4()
+    try:
+        meta = sa.MetaData()
+        organizations = sa.Table(
+            "organizations",
+            meta,
+            sa.Column("id", sa.Uuid()),
+            sa.Column("name", sa.String()),
+            *(sa.Column(name, kind) for name, kind in _STAMPS.items()),
+        )
+        model_configs = sa.Table(
+            "model_configs",
+            meta,
+            sa.Column("id", sa.Uuid()),
+            sa.Column("organization_id", sa.Uuid()),
+            *(sa.Column(name, sa.String()) for name in ("name", "provider", "base_url", "model")),
+            *(sa.Column(name, kind) for name, kind in _STAMPS.items()),
+        )
+        stamps = {"created_at": datetime(2026, 1, 1, tzinfo=UTC)}
+        stamps["updated_at"] = stamps["created_at"]
+        with engine.begin() as conn:
+            conn.execute(organizations.insert(), {"id": org, "name": "o", **stamps})
+            for config_id, minute in ((first, 1), (second, 2)):
+                conn.execute(
+                    model_configs.insert(),
+                    {
+                        "id": config_id,
+                        "organization_id": org,
+                        "name": "gpt",
+                        "provider": "openai-compatible",
+                        "base_url": "http://127.0.0.1:11434/v1",
+                        "model": "llama3",
+                        "created_at": datetime(2026, 1, 1, 0, minute, tzinfo=UTC),
+                        "updated_at": datetime(2026, 1, 1, 0, minute, tzinfo=UTC),
+                    },
+                )
+        migrate.upgrade(url)
+        with Session(engine) as session:
+            one, two = session.get(ModelConfig, first), session.get(ModelConfig, second)
+            assert one is not None and two is not None
+            assert (one.provider, two.provider) == ("openai", "openai")
+            assert one.name == "gpt" and two.name == f"gpt ({str(second)[:8]})"
+            assert one.temperature is None and one.max_output_tokens is None
+            assert session.get(Organization, org).monthly_token_limit is None  # type: ignore[union-attr]
+        migrate.downgrade(url, "0008")
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            checks = {c["name"] for c in inspect(conn).get_check_constraints("model_configs")}
+        assert "ck_model_configs_provider_known" in checks
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_model_configs_before_0009_on_postgres(pg_scratch_url: str) -> None:
+    _model_configs_before_0009(pg_scratch_url)
+
+
+def test_model_configs_before_0009_on_sqlite(tmp_path: object) -> None:
+    _model_configs_before_0009(f"sqlite:///{tmp_path}/mc.db")
