@@ -63,7 +63,7 @@ def _run(
         click.echo(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
     else:
         _print_summary(summary)
-    if summary.failed:
+    if summary.failed or summary.failed_model_configs:
         sys.exit(1)
 
 
@@ -71,6 +71,10 @@ def _print_summary(s: keyops.KeyOpSummary) -> None:
     click.echo(
         f"{s.operation}: {s.changed} of {s.total} trigger(s) changed in {s.batches} batch(es)"
     )
+    if s.model_configs_total or s.failed_model_configs:
+        click.echo(
+            f"  model config API keys: {s.model_configs_changed} of {s.model_configs_total} changed"
+        )
     click.echo(f"  secrets written or erased: {s.secrets}")
     if s.expired_dropped:
         click.echo(f"  expired previous secrets dropped: {s.expired_dropped}")
@@ -83,6 +87,8 @@ def _print_summary(s: keyops.KeyOpSummary) -> None:
         click.echo(f"  FAILED trigger {trigger_id}: {reason}", err=True)
     if len(s.failed) > 20:
         click.echo(f"  ... and {len(s.failed) - 20} more failures", err=True)
+    for config_id, reason in sorted(s.failed_model_configs.items())[:20]:
+        click.echo(f"  FAILED model config {config_id}: {reason}", err=True)
     if s.operation == "decrypt":
         click.echo(
             "  now remove AUTOMATIONS_ENCRYPTION_KEYS, or new secrets will be encrypted again"
@@ -92,11 +98,17 @@ def _print_summary(s: keyops.KeyOpSummary) -> None:
             "  the affected webhook triggers hold a new, never-shown secret and reject "
             "deliveries until their owners run `automations trigger rotate-secret`"
         )
+    if s.operation == "delete" and s.model_configs_changed:
+        click.echo(
+            "  the affected model configs have no API key any more: an org-admin sets a new "
+            "one with `automations models add` (or PATCH /api/v1/model-configs/<id>)"
+        )
 
 
 @click.group()
 def keys() -> None:
-    """Encryption of webhook secrets at rest (AUTOMATIONS_ENCRYPTION_KEYS)."""
+    """Encryption of secrets at rest (AUTOMATIONS_ENCRYPTION_KEYS): webhook secrets and
+    model configs' API keys."""
 
 
 def _common(fn: Any) -> Any:
@@ -111,7 +123,8 @@ def _common(fn: Any) -> Any:
 @keys.command("rotate")
 @_common
 def keys_rotate(batch_size: int, quiet: bool, as_json: bool) -> None:
-    """Re-encrypt every webhook secret (current and previous) with the first key.
+    """Re-encrypt every webhook secret (current and previous) and every model config API
+    key with the first key.
 
     Put the new key first in AUTOMATIONS_ENCRYPTION_KEYS, keep the old ones after it, run
     this, then remove the old keys. Safe to interrupt and re-run."""
@@ -121,7 +134,7 @@ def keys_rotate(batch_size: int, quiet: bool, as_json: bool) -> None:
 @keys.command("decrypt")
 @_common
 def keys_decrypt(batch_size: int, quiet: bool, as_json: bool) -> None:
-    """Store every webhook secret as plaintext again (then remove the keys)."""
+    """Store every webhook secret and API key as plaintext again (then remove the keys)."""
     _run("decrypting", as_json, quiet, keyops.decrypt_all, batch_size=batch_size)
 
 
@@ -137,10 +150,11 @@ def keys_delete(digest: str | None, yes: bool, batch_size: int, quiet: bool, as_
 
     The affected webhook triggers get a new random secret that is never shown, so they reject
     every delivery until their owners run `automations trigger rotate-secret`; erased previous
-    secrets are dropped. Each trigger gets an audit entry."""
+    secrets are dropped. Model configs' API keys encrypted with it are removed (set a new one).
+    Each trigger and model config gets an audit entry."""
     if not yes:
         click.confirm(
-            "erase the webhook secrets encrypted with "
+            "erase the webhook secrets and API keys encrypted with "
             + (f"key {digest}" if digest else "keys that are not configured")
             + "? Senders will be rejected until the secrets are rotated",
             abort=True,

@@ -1,15 +1,21 @@
-"""Secrets at rest: writing webhook secrets encrypted, and the key-management operations.
+"""Secrets at rest: writing secrets encrypted, and the key-management operations.
+
+The secrets are webhook secrets (current and previous) and model configs' API keys (SPEC 9);
+every operation below covers both.
 
 * :func:`seal` encrypts a new secret with the active key and records the key's digest in
   ``encryption_keys`` (never the key itself).
-* :func:`rotate` re-encrypts every current and previous webhook secret with the active key.
+* :func:`rotate` re-encrypts every current and previous webhook secret and every API key with
+  the active key.
 * :func:`decrypt_all` stores every secret as plaintext again (before removing all keys).
 * :func:`delete_secrets` erases secrets encrypted with a key that is lost (not configured),
   or with one named key. A webhook trigger must always hold a secret (database CHECK), so an
   erased *current* secret is replaced by a fresh random one that is never shown to anybody:
   the trigger rejects every delivery (401) until its owner runs ``trigger rotate-secret``
   (``POST .../regenerate-secret``). An erased *previous* secret is simply dropped. Each
-  affected trigger gets a ``trigger.secret_erased`` audit entry.
+  affected trigger gets a ``trigger.secret_erased`` audit entry. An erased API key is removed
+  (the model config answers ``api_key_set: false``; its turns fail with kind ``auth`` until an
+  org-admin sets the key again), with a ``model_config.api_key_erased`` audit entry.
 * :func:`check_keys` (run at startup) fails with a message naming the digest when a row is
   encrypted with a key that is not configured.
 
@@ -35,7 +41,15 @@ from sqlalchemy.orm import Session
 from shared.infra.clock import Clock
 from shared.infra.crypto import CryptoError, Keyring
 from shared.infra.db.uow import Units
-from shared.models import AuditLog, Automation, AutomationTrigger, EncryptionKey, KeyStatus
+from shared.keys.api_keys import api_key_digests_in_use, api_key_eraser, api_key_resealer
+from shared.models import (
+    AuditLog,
+    Automation,
+    AutomationTrigger,
+    EncryptionKey,
+    KeyStatus,
+    ModelConfig,
+)
 from shared.triggers.signatures import generate_secret
 
 __all__ = [
@@ -43,6 +57,7 @@ __all__ = [
     "KeyCheckError",
     "KeyOpSummary",
     "Progress",
+    "api_key_digests_in_use",
     "check_keys",
     "decrypt_all",
     "delete_secrets",
@@ -59,19 +74,33 @@ DEFAULT_BATCH_SIZE = 500
 Progress = Callable[[int, int], None]
 
 _T = AutomationTrigger
+_M = ModelConfig
 
 
 class KeyCheckError(Exception):
-    """Rows are encrypted with keys that are not configured; the message names the digests."""
+    """Rows are encrypted with keys that are not configured; the message names the digests.
 
-    def __init__(self, missing: dict[str, int]) -> None:
+    ``missing``: digest → triggers; ``missing_api_keys``: digest → model configs."""
+
+    def __init__(
+        self, missing: dict[str, int], missing_api_keys: dict[str, int] | None = None
+    ) -> None:
         self.missing = missing
-        parts = [f"{digest} ({count} trigger(s))" for digest, count in sorted(missing.items())]
+        self.missing_api_keys = dict(missing_api_keys or {})
+        parts = []
+        for digest in sorted(set(missing) | set(self.missing_api_keys)):
+            counts = []
+            if missing.get(digest):
+                counts.append(f"{missing[digest]} trigger(s)")
+            if self.missing_api_keys.get(digest):
+                counts.append(f"{self.missing_api_keys[digest]} model config API key(s)")
+            parts.append(f"{digest} ({', '.join(counts)})")
         super().__init__(
-            "webhook secrets are encrypted with key(s) not in AUTOMATIONS_ENCRYPTION_KEYS: "
+            "secrets are encrypted with key(s) not in AUTOMATIONS_ENCRYPTION_KEYS: "
             + ", ".join(parts)
             + ". Add the key(s) back, or run `automations keys delete` to erase those secrets "
-            "(the triggers then need `automations trigger rotate-secret`)."
+            "(the triggers then need `automations trigger rotate-secret`, the model configs a "
+            "new API key)."
         )
 
 
@@ -91,6 +120,11 @@ class KeyOpSummary:
     failed: dict[str, str] = field(default_factory=dict)
     active_digest: str | None = None
     digests: list[str] = field(default_factory=list)
+    #: model configs whose API key needed the operation when it started, and those changed
+    model_configs_total: int = 0
+    model_configs_changed: int = 0
+    #: model config id → reason, for API keys that could not be processed
+    failed_model_configs: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +137,9 @@ class KeyOpSummary:
             "failed": self.failed,
             "active_digest": self.active_digest,
             "digests": self.digests,
+            "model_configs_total": self.model_configs_total,
+            "model_configs_changed": self.model_configs_changed,
+            "failed_model_configs": self.failed_model_configs,
         }
 
 
@@ -158,12 +195,14 @@ def digests_in_use(session: Session) -> dict[str, int]:
 def check_keys(session: Session, keyring: Keyring) -> None:
     """Raise :class:`KeyCheckError` when a secret is encrypted with an unconfigured key."""
     missing = {d: n for d, n in digests_in_use(session).items() if d not in keyring.digests}
-    if missing:
-        raise KeyCheckError(missing)
+    api_keys = api_key_digests_in_use(session)
+    missing_api_keys = {d: n for d, n in api_keys.items() if d not in keyring.digests}
+    if missing or missing_api_keys:
+        raise KeyCheckError(missing, missing_api_keys)
 
 
 def _mark_unused_revoked(session: Session, clock: Clock, keep: set[str]) -> list[str]:
-    in_use = set(digests_in_use(session)) | keep
+    in_use = set(digests_in_use(session)) | set(api_key_digests_in_use(session)) | keep
     stmt = select(EncryptionKey).where(EncryptionKey.status == KeyStatus.ACTIVE)
     revoked = []
     for key in session.scalars(stmt):
@@ -177,22 +216,29 @@ def _mark_unused_revoked(session: Session, clock: Clock, keep: set[str]) -> list
 # Batched operations -------------------------------------------------------------------------
 
 
-def _count(units: Units, where: ColumnElement[bool]) -> int:
+def _count(units: Units, where: ColumnElement[bool], model: Any = _T) -> int:
     with units() as uow:
         session = uow.session
-        return int(session.scalar(select(func.count()).select_from(_T).where(where)) or 0)
+        return int(session.scalar(select(func.count()).select_from(model).where(where)) or 0)
 
 
 def _batches(
     units: Units,
     where: ColumnElement[bool],
     batch_size: int,
-    handle: Callable[[Session, list[AutomationTrigger]], None],
+    handle: Callable[[Session, list[Any]], None],
     summary: KeyOpSummary,
     progress: Progress | None,
+    model: Any = _T,
 ) -> None:
-    """Walk the rows matching ``where`` in id order, one short transaction per batch."""
-    summary.total = _count(units, where)
+    """Walk the rows of ``model`` (triggers, or model configs) matching ``where`` in id
+    order, one short transaction per batch. Progress is reported for triggers only (model
+    configs are few)."""
+    total = _count(units, where, model)
+    if model is _T:
+        summary.total = total
+    else:
+        summary.model_configs_total, progress = total, None
     if progress:
         progress(0, summary.total)
     done = 0
@@ -200,11 +246,11 @@ def _batches(
     while True:
         with units() as uow:
             session = uow.session
-            stmt = select(_T).where(where).order_by(_T.id).limit(batch_size)
+            stmt = select(model).where(where).order_by(model.id).limit(batch_size)
             if last_id is not None:
-                stmt = stmt.where(_T.id > last_id)
+                stmt = stmt.where(model.id > last_id)
             if session.get_bind().dialect.name == "postgresql":
-                stmt = stmt.with_for_update(of=_T)
+                stmt = stmt.with_for_update(of=model)
             rows = list(session.scalars(stmt))
             if not rows:
                 break
@@ -250,7 +296,8 @@ def rotate(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> KeyOpSummary:
-    """Re-encrypt every current and previous webhook secret with the active key.
+    """Re-encrypt every current and previous webhook secret, and every model config's API
+    key, with the active key.
 
     Plaintext secrets get encrypted too; expired previous secrets are dropped. Rows already
     on the active key are not touched. Needs every key in use to be configured.
@@ -273,6 +320,9 @@ def rotate(
 
     handle = _resealer(clock, keyring, summary, encrypt=True)
     _batches(units, where, batch_size, handle, summary, progress)
+    api_keys = and_(_M.api_key.is_not(None), _needs_key(_M.api_key_key_id, active))
+    resealer = api_key_resealer(keyring, summary, encrypt=True)
+    _batches(units, api_keys, batch_size, resealer, summary, None, _M)
     with units() as uow:
         session = uow.session
         summary.digests = _mark_unused_revoked(session, clock, {active})
@@ -300,6 +350,8 @@ def decrypt_all(
 
     handle = _resealer(clock, keyring, summary, encrypt=False)
     _batches(units, where, batch_size, handle, summary, progress)
+    resealer = api_key_resealer(keyring, summary, encrypt=False)
+    _batches(units, _M.api_key_key_id.is_not(None), batch_size, resealer, summary, None, _M)
     with units() as uow:
         session = uow.session
         summary.digests = _mark_unused_revoked(session, clock, set())
@@ -359,7 +411,7 @@ def delete_secrets(
     use it again); rotate to a new key first."""
     with units() as uow:
         session = uow.session
-        in_use = digests_in_use(session)
+        in_use = digests_in_use(session) | api_key_digests_in_use(session)
     if digest is not None:
         if digest == keyring.active_digest:
             raise ValueError(
@@ -431,6 +483,8 @@ def delete_secrets(
             session = uow.session
             record_key(session, clock, keyring.active_digest)
     _batches(units, where, batch_size, handle, summary, progress)
+    erase = api_key_eraser(clock, summary)
+    _batches(units, _M.api_key_key_id.in_(targets), batch_size, erase, summary, None, _M)
     with units() as uow:
         session = uow.session
         now = clock.now()

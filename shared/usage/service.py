@@ -1,5 +1,5 @@
-"""Token usage (SPEC 9 "Usage"): the ledger a turn writes, and the monthly limits a turn
-checks before it starts.
+"""Token usage (SPEC 9 "Usage"): the ledger a turn writes, the monthly limits a turn
+checks before it starts, and setting those limits (org-admins and site-admins).
 
 A month is a calendar month in UTC. A member's own ``monthly_token_limit`` in the
 organization overrides the organization's; the organization's sum counts every member, the
@@ -15,10 +15,26 @@ from datetime import UTC, datetime
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from shared import audit
+from shared.accounts import authz
+from shared.accounts.authz import Principal
+from shared.errors import Forbidden, NotFound
+from shared.infra.clock import Clock
 from shared.models import Organization, OrganizationMember, UsageRecord
 from shared.runner.errors import UsageLimitExceeded
 
-__all__ = ["check_turn_allowed", "month_start", "record_turn_usage", "tokens_used"]
+__all__ = [
+    "LIMIT_MAX",
+    "check_turn_allowed",
+    "month_start",
+    "record_turn_usage",
+    "set_member_limit",
+    "set_organization_limit",
+    "tokens_used",
+]
+
+#: the largest monthly token limit accepted (fits a BigInteger with room to spare)
+LIMIT_MAX = 10**15
 
 
 def month_start(now: datetime) -> datetime:
@@ -104,3 +120,94 @@ def record_turn_usage(
             created_at=now,
         )
     )
+
+
+# Setting limits -------------------------------------------------------------------------------
+
+
+def _administered(
+    session: Session, principal: Principal, organization_id: uuid.UUID
+) -> Organization:
+    """The organization when ``principal`` administers it: 404 when they cannot see it, 403
+    ``forbidden`` when they are a plain member. Needs the ``automation:write`` scope."""
+    if not principal.has(authz.AUTOMATION_WRITE):
+        raise Forbidden(
+            f"this token lacks the {authz.AUTOMATION_WRITE} scope "
+            f"(it has: {', '.join(sorted(principal.scopes))})"
+        )
+    org = session.get(Organization, organization_id, with_for_update=True)
+    if org is None or not (principal.is_site_admin or principal.is_member(organization_id)):
+        raise NotFound(f"organization {organization_id} not found", field="organization_id")
+    if not (principal.is_site_admin or principal.is_org_admin(organization_id)):
+        raise Forbidden(
+            "only the organization's org-admins may change its token limits", code="forbidden"
+        )
+    return org
+
+
+def set_organization_limit(
+    session: Session,
+    clock: Clock,
+    principal: Principal,
+    organization_id: uuid.UUID,
+    limit: int | None,
+) -> Organization:
+    """Set (or with None, clear) the organization's monthly token limit."""
+    org = _administered(session, principal, organization_id)
+    if org.monthly_token_limit != limit:
+        old = org.monthly_token_limit
+        org.monthly_token_limit = limit
+        org.updated_at = clock.now()
+        audit.record(
+            session,
+            clock,
+            actor_id=principal.user_id,
+            organization_id=org.id,
+            action="organization.token_limit",
+            resource_type="organization",
+            resource_id=org.id,
+            details={"monthly_token_limit": {"from": old, "to": limit}},
+        )
+        session.flush()
+    return org
+
+
+def set_member_limit(
+    session: Session,
+    clock: Clock,
+    principal: Principal,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    limit: int | None,
+) -> OrganizationMember:
+    """Set (or with None, clear) one member's own monthly token limit in the organization,
+    which overrides the organization's (:func:`check_turn_allowed`)."""
+    _administered(session, principal, organization_id)
+    member = session.scalar(
+        select(OrganizationMember)
+        .where(
+            OrganizationMember.organization_id == organization_id,
+            OrganizationMember.user_id == user_id,
+        )
+        .with_for_update()
+    )
+    if member is None:
+        raise NotFound(
+            f"user_id: user {user_id} is not a member of this organization", field="user_id"
+        )
+    if member.monthly_token_limit != limit:
+        old = member.monthly_token_limit
+        member.monthly_token_limit = limit
+        member.updated_at = clock.now()
+        audit.record(
+            session,
+            clock,
+            actor_id=principal.user_id,
+            organization_id=organization_id,
+            action="organization_member.token_limit",
+            resource_type="user",
+            resource_id=user_id,
+            details={"monthly_token_limit": {"from": old, "to": limit}},
+        )
+        session.flush()
+    return member

@@ -19,7 +19,14 @@ from shared.infra.config import Settings
 from shared.infra.crypto import Keyring, parse_keys
 from shared.infra.db.engine import make_engine
 from shared.infra.db.uow import Database, Units
-from shared.models import AuditLog, AutomationTrigger, EncryptionKey, KeyStatus, TriggerType
+from shared.models import (
+    AuditLog,
+    AutomationTrigger,
+    EncryptionKey,
+    KeyStatus,
+    ModelConfig,
+    TriggerType,
+)
 from shared.triggers.signatures import generate_secret
 from tests import factories as f
 from tests.api.conftest import KEY1, KEY2, Api, Fixture
@@ -155,7 +162,8 @@ def test_rotate_10000_triggers(pg_session: Session, clock: FrozenClock) -> None:
     assert {r.webhook_secret_key_id for r in rows} == {RING2.active_digest}
     for row in rows[::97]:
         assert RING2.decrypt(row.webhook_secret or "", row.webhook_secret_key_id) == plain[row.id]
-    statuses = dict(pg_session.execute(select(EncryptionKey.digest, EncryptionKey.status)).all())
+    key_rows = pg_session.execute(select(EncryptionKey.digest, EncryptionKey.status)).all()
+    statuses = {digest: status for digest, status in key_rows}
     assert statuses == {
         RING2.active_digest: KeyStatus.ACTIVE,
         RING1.active_digest: KeyStatus.REVOKED,
@@ -324,3 +332,164 @@ def test_key_material_is_never_in_messages() -> None:
     raw = base64.b64decode(KEY1)
     err = keys.KeyCheckError({RING1.active_digest or "": 3})
     assert KEY1 not in str(err) and raw.hex() not in str(err)
+
+
+# Model configs' API keys (SPEC 9): the same key commands cover them -------------------------
+
+
+def _bulk_model_configs(
+    session: Session, clock: FrozenClock, n: int, ring: Keyring
+) -> dict[uuid.UUID, str]:
+    """``n`` model configs whose API keys are encrypted by ``ring`` (plaintext without keys)."""
+    org = f.org(session, clock)
+    now = clock.now()
+    plain: dict[uuid.UUID, str] = {}
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        config_id = uuid.uuid4()
+        plain[config_id] = f"sk-{generate_secret().hex}"
+        stored, digest = ring.encrypt(plain[config_id])
+        rows.append(
+            {
+                "id": config_id,
+                "organization_id": org.id,
+                "name": f"model-{i}-{config_id.hex[:6]}",
+                "provider": "openai",
+                "base_url": "https://api.openai.com/v1",
+                "model": "gpt-4o-mini",
+                "api_key": stored,
+                "api_key_key_id": digest,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    session.execute(insert(ModelConfig), rows)
+    if ring.active_digest:
+        keys.record_key(session, clock, ring.active_digest)
+    session.flush()
+    return plain
+
+
+def _configs(session: Session) -> list[ModelConfig]:
+    session.expire_all()
+    return list(session.scalars(select(ModelConfig)))
+
+
+def test_api_keys_rotate_with_the_webhook_secrets(pg_session: Session, clock: FrozenClock) -> None:
+    plain = _bulk_model_configs(pg_session, clock, 7, RING1)
+    plain.update(_bulk_model_configs(pg_session, clock, 2, Keyring([])))  # stored before keys
+    triggers = _bulk_triggers(pg_session, clock, 3, RING1)
+    summary = keys.rotate(factory_for(pg_session), clock, RING21, batch_size=4)
+    assert summary.changed == 3 and summary.model_configs_changed == 9
+    assert summary.model_configs_total == 9 and not summary.failed_model_configs
+    assert summary.secrets == 3 + 9
+    for row in _configs(pg_session):
+        assert row.api_key_key_id == RING2.active_digest and row.api_key is not None
+        assert row.api_key.startswith("enc:v1:") and plain[row.id] not in row.api_key
+        assert RING2.decrypt(row.api_key, row.api_key_key_id) == plain[row.id]
+    assert len(triggers) == 3
+    # KEY1 is no longer used by anything: revoked
+    key_rows = pg_session.execute(select(EncryptionKey.digest, EncryptionKey.status)).all()
+    statuses = {digest: status for digest, status in key_rows}
+    assert statuses[RING1.active_digest] == KeyStatus.REVOKED
+    again = keys.rotate(factory_for(pg_session), clock, RING21)
+    assert again.model_configs_total == again.model_configs_changed == 0
+
+
+def test_an_api_key_alone_keeps_its_key_in_use(pg_session: Session, clock: FrozenClock) -> None:
+    """A key that only API keys use is neither revoked nor forgotten by the startup check."""
+    _bulk_model_configs(pg_session, clock, 1, LOST)
+    with pytest.raises(keys.KeyCheckError) as info:
+        keys.check_keys(pg_session, RING1)
+    assert str(LOST.active_digest) in str(info.value)
+    assert "1 model config API key(s)" in str(info.value)
+    with pytest.raises(keys.KeyCheckError):
+        keys.rotate(factory_for(pg_session), clock, RING1)
+
+
+def test_api_keys_decrypt_all(pg_session: Session, clock: FrozenClock) -> None:
+    plain = _bulk_model_configs(pg_session, clock, 5, RING1)
+    summary = keys.decrypt_all(factory_for(pg_session), clock, RING1, batch_size=2)
+    assert summary.model_configs_changed == 5
+    for row in _configs(pg_session):
+        assert row.api_key == plain[row.id] and row.api_key_key_id is None
+    assert pg_session.scalar(select(EncryptionKey.status)) == KeyStatus.REVOKED
+
+
+def test_api_keys_of_a_lost_key_are_erased(pg_session: Session, clock: FrozenClock) -> None:
+    lost = _bulk_model_configs(pg_session, clock, 3, LOST)
+    kept = _bulk_model_configs(pg_session, clock, 2, RING1)
+    summary = keys.delete_secrets(factory_for(pg_session), clock, RING1, batch_size=2)
+    assert summary.digests == [LOST.active_digest]
+    assert summary.model_configs_changed == 3 and summary.changed == 0
+    for row in _configs(pg_session):
+        if row.id in lost:
+            assert row.api_key is None and row.api_key_key_id is None
+        else:
+            assert RING1.decrypt(row.api_key or "", row.api_key_key_id) == kept[row.id]
+    keys.check_keys(pg_session, RING1)  # passes now
+    audits = pg_session.scalars(
+        select(AuditLog).where(AuditLog.action == "model_config.api_key_erased")
+    ).all()
+    assert {a.resource_id for a in audits} == set(lost)
+    assert all(a.organization_id is not None for a in audits)
+
+
+def test_api_keys_saved_through_the_api_survive_rotation(api: Api) -> None:
+    from shared.model_configs import provider_config
+
+    resp = api.post(
+        "/model-configs",
+        {
+            "organization_id": str(api.world.org_a.id),
+            "name": "gpt",
+            "provider": "openai",
+            "base_url": "https://api.openai.com/v1",
+            "model": "gpt-4o-mini",
+            "api_key": "sk-live-abcdefghijklmnopqrstuvwxyz",
+        },
+        who=api.world.admin_a,
+    )
+    assert resp.status_code == 201
+    summary = keys.rotate(factory_for(api.session), api.clock, RING21)
+    assert summary.model_configs_changed == 1
+    row = api.session.get(ModelConfig, uuid.UUID(resp.get_json()["id"]))
+    assert row is not None and row.api_key_key_id == RING2.active_digest
+    settings = api.app.extensions["automations"].settings
+    config = provider_config(row, RING21, settings)
+    assert config.api_key == "sk-live-abcdefghijklmnopqrstuvwxyz"
+    assert "sk-live" not in repr(config)
+    assert api.get(f"/model-configs/{row.id}").get_json()["api_key_set"] is True
+
+
+def test_keys_cli_covers_api_keys(pg_committed: str, tmp_path: Any, clock: FrozenClock) -> None:
+    from shared.cli import main
+
+    engine = make_engine(pg_committed)
+    with Database(engine).unit() as uow:
+        plain = _bulk_model_configs(uow.session, clock, 4, RING1)
+    env = {
+        "AUTOMATIONS_DATABASE_URL": pg_committed,
+        "AUTOMATIONS_DATA_DIR": str(tmp_path),
+        "AUTOMATIONS_ENCRYPTION_KEYS": f"{KEY2},{KEY1}",
+    }
+    runner = CliRunner()
+    result = runner.invoke(main, ["keys", "rotate", "-q"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "model config API keys: 4 of 4 changed" in result.output
+    with Database(engine).unit() as uow:
+        rows = list(uow.session.scalars(select(ModelConfig)))
+        assert {r.api_key_key_id for r in rows} == {RING2.active_digest}
+        for r in rows[:2]:  # simulate a lost key
+            r.api_key, r.api_key_key_id = LOST.encrypt(plain[r.id])
+    env["AUTOMATIONS_ENCRYPTION_KEYS"] = KEY2
+    result = runner.invoke(main, ["keys", "delete", "--yes", "--json", "-q"], env=env)
+    assert result.exit_code == 0, result.output
+    assert '"model_configs_changed": 2' in result.output
+    result = runner.invoke(main, ["keys", "decrypt", "-q"], env=env)
+    assert result.exit_code == 0, result.output
+    with Database(engine).unit() as uow:
+        rows = list(uow.session.scalars(select(ModelConfig)))
+        assert sorted(r.api_key is None for r in rows) == [False, False, True, True]
+        assert all(r.api_key == plain[r.id] for r in rows if r.api_key is not None)
+    engine.dispose()
