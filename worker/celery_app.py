@@ -14,6 +14,17 @@ from shared.infra.broker import celery_config
 from shared.infra.clock import Clock
 from shared.infra.config import Settings
 from shared.infra.logs import JsonFormatter
+from shared.infra.queues import (
+    DISPATCH_CRON,
+    PROCESS_EVENT,
+    PURGE_EVENTS,
+    QUEUE_CHATS,
+    QUEUE_EVENTS,
+    QUEUE_MAINTENANCE,
+    RECOVER_CHATS,
+    RUN_CHAT,
+    SWEEP_PENDING_EVENTS,
+)
 from shared.infra.runtime import Runtime
 from worker.schedule import beat_schedule
 
@@ -26,6 +37,7 @@ def create_celery(settings: Settings, *, clock: Clock | None = None) -> Celery:
     app = Celery("automations", set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.beat_schedule = beat_schedule(settings)
+    app.conf.task_routes = task_routes()
     app.conf["automations_settings"] = settings
     runtime = Runtime(settings, clock=clock, celery=app)
     app.automations_runtime = runtime  # type: ignore[attr-defined]
@@ -38,6 +50,18 @@ def create_celery(settings: Settings, *, clock: Clock | None = None) -> Celery:
     app.finalize(auto=True)
     _json_logging(app)
     return app
+
+
+def task_routes() -> dict[str, dict[str, str]]:
+    """Each task's queue, for messages sent without one (the tasks name theirs too)."""
+    return {
+        PROCESS_EVENT: {"queue": QUEUE_EVENTS},
+        RUN_CHAT: {"queue": QUEUE_CHATS},
+        RECOVER_CHATS: {"queue": QUEUE_MAINTENANCE},
+        SWEEP_PENDING_EVENTS: {"queue": QUEUE_MAINTENANCE},
+        DISPATCH_CRON: {"queue": QUEUE_MAINTENANCE},
+        PURGE_EVENTS: {"queue": QUEUE_MAINTENANCE},
+    }
 
 
 # Logging ------------------------------------------------------------------------------------

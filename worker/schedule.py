@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from shared.infra.config import Settings
-from shared.infra.queues import DISPATCH_CRON, PURGE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
+from shared.infra.queues import (
+    DISPATCH_CRON,
+    PURGE_EVENTS,
+    QUEUE_MAINTENANCE,
+    RECOVER_CHATS,
+    SWEEP_PENDING_EVENTS,
+)
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -22,4 +28,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "sweep-pending-events": job(SWEEP_PENDING_EVENTS, settings.sweeper_interval_seconds),
         "dispatch-cron": job(DISPATCH_CRON, settings.cron_dispatch_interval_seconds),
         "purge-events": job(PURGE_EVENTS, settings.purge_interval_seconds),
+        "recover-chats": job(RECOVER_CHATS, settings.recover_chats_interval_seconds),
     }

@@ -7,7 +7,7 @@ Rules (issue 6):
 * An **org-admin** sees and changes everything in their organization.
 * A **site-admin** sees and changes everything.
 * A token carries scopes (``automation:read``, ``automation:write``, ``automation:*``,
-  ``chat:read``, ``*``). Scopes only narrow: a token never exceeds its user's role.
+  ``chat:read``, ``chat:write``, ``*``). Scopes only narrow: a token never exceeds its user's role.
   ``automation:write`` implies ``automation:read`` (a write answers with the resource).
 * Resources a caller may not see are answered with 404, never 403, so their existence does
   not leak. A missing *scope* is a property of the token, not of a resource: 403.
@@ -39,6 +39,7 @@ __all__ = [
     "AUTOMATION_READ",
     "AUTOMATION_WRITE",
     "CHAT_READ",
+    "CHAT_WRITE",
     "Principal",
     "authenticate",
     "automation_visibility",
@@ -51,14 +52,17 @@ __all__ = [
 AUTOMATION_READ = "automation:read"
 AUTOMATION_WRITE = "automation:write"
 CHAT_READ = "chat:read"
+#: post messages to chats, retry them (implies chat:read: a write answers with the resource)
+CHAT_WRITE = "chat:write"
 
 #: what each token scope grants
 _GRANTS: dict[str, frozenset[str]] = {
-    "*": frozenset({AUTOMATION_READ, AUTOMATION_WRITE, CHAT_READ}),
+    "*": frozenset({AUTOMATION_READ, AUTOMATION_WRITE, CHAT_READ, CHAT_WRITE}),
     "automation:*": frozenset({AUTOMATION_READ, AUTOMATION_WRITE}),
     AUTOMATION_WRITE: frozenset({AUTOMATION_READ, AUTOMATION_WRITE}),
     AUTOMATION_READ: frozenset({AUTOMATION_READ}),
     CHAT_READ: frozenset({CHAT_READ}),
+    CHAT_WRITE: frozenset({CHAT_READ, CHAT_WRITE}),
 }
 
 #: ``last_used_at`` is written at most this often per token (avoids a write per request)

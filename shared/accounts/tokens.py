@@ -39,7 +39,7 @@ __all__ = [
 
 TOKEN_PREFIX = "ca_"
 #: Scopes a token may carry; a token never exceeds its user's role.
-SCOPES = ("automation:read", "automation:write", "automation:*", "chat:read", "*")
+SCOPES = ("automation:read", "automation:write", "automation:*", "chat:read", "chat:write", "*")
 #: the scope that may manage the user's other tokens and, for site-admins, users
 FULL_SCOPE = "*"
 

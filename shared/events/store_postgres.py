@@ -200,15 +200,22 @@ _MESSAGE_PARAMS: dict[str, tuple[str, Any]] = {
     "content": ("text", String()),
 }
 
+#: a continued chat becomes ``pending`` (run_chat is published after commit) unless a runner
+#: holds it (its turn's fenced commit sees the message: a follow-up turn) or it is paused;
+#: from ``error`` its retry state is cleared (shared.chats.messages has the same rule)
+_KEEPS_STATUS = f"('{ChatStatus.RUNNING.value}', '{ChatStatus.PAUSED.value}')"
+
 FINISH = Statement("automations_pipeline_finish_v3", _FINISH_EVENT, _FINISH_PARAMS, {})
 FINISH_CREATE = Statement(
-    "automations_pipeline_finish_create_v3",
+    "automations_pipeline_finish_create_v4",
     f"""
 WITH new_chat AS (
   INSERT INTO chats (id, owner_id, organization_id, title, status, labels, automation_id,
-                     model_config_id, archived, pin_order, client_type, created_at, updated_at)
+                     model_config_id, archived, pin_order, client_type, created_at, updated_at,
+                     queued_at)
   VALUES (:chat_id, :owner_id, :organization_id, :title, '{ChatStatus.PENDING.value}', :labels,
-          :automation_id, :model_config_id, false, 0, '{ClientType.API.value}', :now, :now)
+          :automation_id, :model_config_id, false, 0, '{ClientType.API.value}', :now, :now,
+          :now)
 ), {_NEW_MESSAGE}
 {_FINISH_EVENT}""",
     {
@@ -224,10 +231,17 @@ WITH new_chat AS (
     {},
 )
 FINISH_CONTINUE = Statement(
-    "automations_pipeline_finish_continue_v3",
+    "automations_pipeline_finish_continue_v4",
     f"""
 WITH touched AS (
-  UPDATE chats SET status = '{ChatStatus.PENDING.value}', updated_at = :now WHERE id = :chat_id
+  UPDATE chats SET status = CASE WHEN status IN {_KEEPS_STATUS} THEN status
+                                ELSE '{ChatStatus.PENDING.value}' END,
+                   queued_at = CASE WHEN status IN {_KEEPS_STATUS} THEN queued_at ELSE :now END,
+                   retry = CASE WHEN status = '{ChatStatus.ERROR.value}' THEN NULL ELSE retry END,
+                   retry_at = CASE WHEN status = '{ChatStatus.ERROR.value}' THEN NULL
+                                   ELSE retry_at END,
+                   updated_at = :now
+  WHERE id = :chat_id
 ), {_NEW_MESSAGE}
 {_FINISH_EVENT}""",
     {**_FINISH_PARAMS, **_MESSAGE_PARAMS},

@@ -94,12 +94,26 @@ _INSERT_CHAT = chats.insert().values(
         "client_type",
         "created_at",
         "updated_at",
+        "queued_at",
     )
 )
+#: a continued chat becomes ``pending`` unless a runner holds it (its turn's commit sees the
+#: message: a follow-up turn) or it is paused; from ``error`` its retry state is cleared
+_KEEPS_STATUS = (ChatStatus.RUNNING, ChatStatus.PAUSED)
+_NOW = bindparam("updated_at", type_=chats.c.updated_at.type)
 _TOUCH_CHAT = (
     update(chats)
     .where(chats.c.id == bindparam("chat_id", type_=chats.c.id.type))
-    .values(**_p(chats, "status", "updated_at"))
+    .values(
+        status=case(
+            (chats.c.status.in_(_KEEPS_STATUS), chats.c.status),
+            else_=bindparam("status", type_=chats.c.status.type),
+        ),
+        queued_at=case((chats.c.status.in_(_KEEPS_STATUS), chats.c.queued_at), else_=_NOW),
+        retry=case((chats.c.status == ChatStatus.ERROR, null()), else_=chats.c.retry),
+        retry_at=case((chats.c.status == ChatStatus.ERROR, null()), else_=chats.c.retry_at),
+        updated_at=_NOW,
+    )
 )
 _INSERT_MESSAGE = chat_messages.insert().values(
     **_p(chat_messages, "id", "chat_id", "role", "content", "created_at", "deleted", "event_id")
@@ -151,6 +165,7 @@ class SqliteEventStore:
                     "client_type": ClientType.API,
                     "created_at": now,
                     "updated_at": now,
+                    "queued_at": now,
                 },
             )
         message = decision.message

@@ -1,9 +1,11 @@
-"""``/chats``: the chats automations created or continued, with their messages."""
+"""``/chats``: the chats automations created or continued, with their messages; posting a
+message and retrying a chat in ``error`` (SPEC 9)."""
 
 from __future__ import annotations
 
 import uuid
 
+from shared.chats import messages as chat_messages
 from shared.chats import queries as chat_queries
 from shared.models import Chat as ChatRow
 from shared.models import ChatMessage as ChatMessageRow
@@ -57,3 +59,37 @@ def get_chat(ctx: Ctx, chat_id: uuid.UUID) -> s.ChatDetail:
     out = chat_out(chat).model_dump()
     out["messages"] = [message_out(m) for m in messages]
     return s.ChatDetail.model_validate(out)
+
+
+@operation(
+    "POST",
+    "/chats/{chat_id}/messages",
+    summary="Post a user message to a chat",
+    tag="chats",
+    response=s.ChatMessage,
+    status=201,
+    body=s.ChatMessageCreate,
+    errors=s.WRITE_ERRORS,
+)
+def post_chat_message(ctx: Ctx, chat_id: uuid.UUID) -> s.ChatMessage:
+    """Appends a user message. The chat becomes `pending` and a turn answers it, unless a
+    turn is running (a follow-up turn answers it once that turn ends) or the chat is
+    `paused`. A chat in `error` starts again with a fresh attempt count."""
+    body: s.ChatMessageCreate = ctx.body
+    row = chat_messages.post_message(ctx.uow, ctx.clock, ctx.principal, chat_id, body.content)
+    return message_out(row)
+
+
+@operation(
+    "POST",
+    "/chats/{chat_id}/retry",
+    summary="Retry a chat whose last turn failed for good",
+    tag="chats",
+    response=s.Chat,
+    status=202,
+    errors=(*s.WRITE_ERRORS, 409),
+)
+def retry_chat(ctx: Ctx, chat_id: uuid.UUID) -> s.Chat:
+    """A chat in `error` becomes `pending` with a fresh attempt count and a turn is queued;
+    409 `not_in_error` for a chat in any other status."""
+    return chat_out(chat_messages.retry_chat(ctx.uow, ctx.clock, ctx.principal, chat_id))

@@ -3,6 +3,6 @@ one module per domain. Importing this package registers them with every Celery a
 
 from __future__ import annotations
 
-from worker.tasks import base, cron, events, maintenance
+from worker.tasks import base, chats, cron, events, maintenance
 
-__all__ = ["base", "cron", "events", "maintenance"]
+__all__ = ["base", "chats", "cron", "events", "maintenance"]

@@ -19,6 +19,7 @@ import uuid
 
 from celery import shared_task
 
+from shared.chats.messages import enqueue_run_chat
 from shared.errors import TransientDatabaseError, describe_error
 from shared.events.backends import open_store
 from shared.events.options import PipelineOptions
@@ -27,9 +28,13 @@ from shared.events.sweeper import sweep_pending
 from shared.infra.broker import event_message
 from shared.infra.config import Settings
 from shared.infra.queues import PROCESS_EVENT, QUEUE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
+from shared.models.enums import EventStatus
 from worker.tasks.base import AutomationsTask
 
 log = logging.getLogger(__name__)
+
+#: outcomes that leave a user message for the chat runner to answer
+_RUNS_CHAT = (EventStatus.CREATED, EventStatus.CONTINUED)
 
 
 @functools.lru_cache(maxsize=8)
@@ -51,6 +56,10 @@ def process_event_task(self: AutomationsTask, event_id: str) -> str | None:
         try:
             with self.unit_of_work() as uow:
                 outcome = process_event(open_store(uow.connection, options), clock, eid, options)
+                if outcome.applied and outcome.status in _RUNS_CHAT and outcome.chat_id:
+                    # published after commit; a chat a runner holds or that is paused is not
+                    # claimable and the message is a no-op (its follow-up rule applies)
+                    enqueue_run_chat(uow, outcome.chat_id)
         except TransientDatabaseError:
             raise
         except Exception as exc:

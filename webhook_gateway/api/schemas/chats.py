@@ -15,6 +15,8 @@ from shared.models import (
     MessageRole,
 )
 from webhook_gateway.api.schemas.base import (
+    Body,
+    LongText,
     PageQuery,
     Response,
 )
@@ -30,6 +32,28 @@ class ChatListQuery(PageQuery):
     archived: bool | None = None
 
 
+class ChatError(Response):
+    """SPEC 9's structured error of a failed turn."""
+
+    message: str = ""
+    kind: str = Field(
+        "generic",
+        description="overloaded | usage_limit | auth | rate_limit | timeout | startup_timeout "
+        "| config | generic",
+    )
+    provider: str | None = None
+    retryable: bool = False
+    status_code: int | None = None
+    detail: str | None = None
+
+
+class ChatRetry(Response):
+    attempt: int = Field(description="the attempt that failed (1-based)")
+    kind: str
+    delay_ms: int
+    retrying_at: datetime
+
+
 class Chat(Response):
     id: uuid.UUID
     owner_id: uuid.UUID
@@ -41,7 +65,13 @@ class Chat(Response):
     archived: bool
     parent_chat_id: uuid.UUID | None
     root_chat_id: uuid.UUID | None
-    last_error: dict[str, Any] | None
+    model_config_id: uuid.UUID | None
+    last_error: ChatError | None = Field(
+        None, description="the last failure; cleared when a turn succeeds"
+    )
+    retry: ChatRetry | None = Field(
+        None, description="the retry in progress while the chat waits out a failed attempt"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -52,6 +82,14 @@ class ChatMessage(Response):
     content: str
     created_at: datetime
     event_id: uuid.UUID | None
+    model: str | None = Field(None, description="assistant messages: the model that answered")
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+class ChatMessageCreate(Body):
+    content: Annotated[LongText, Field(min_length=1)]
 
 
 class ChatDetail(Chat):
