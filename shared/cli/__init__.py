@@ -16,10 +16,12 @@ from shared.cli import (
     dry_run,
     events,
     keys,
+    models,
     processes,
     replay,
     tokens,
     trigger,
+    usage,
     users,
     webhook,
 )
@@ -43,6 +45,7 @@ COMMANDS: tuple[click.Command, ...] = (
     keys.keys,
     # Long-running processes.
     processes.gateway,
+    processes.stream,
     processes.worker,
     processes.beat,
     processes.up,
@@ -51,6 +54,8 @@ COMMANDS: tuple[click.Command, ...] = (
     trigger.trigger,
     events.events,
     chats.chats,
+    models.models,
+    usage.usage,
     dry_run.test_command,
     # Testing webhook triggers.
     webhook.webhook,

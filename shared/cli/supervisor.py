@@ -15,7 +15,9 @@ from shared.infra.config import Settings
 STOP_TIMEOUT_SECONDS = 30
 
 
-def supervise(commands: dict[str, list[str]], settings: Settings) -> int:
+def supervise(
+    commands: dict[str, list[str]], settings: Settings, stream_bind: str | None = None
+) -> int:
     """Run every ``name: argv`` until a signal or the first exit; the exit code for ``up``."""
     stopping = False
 
@@ -31,7 +33,9 @@ def supervise(commands: dict[str, list[str]], settings: Settings) -> int:
     }
     click.echo(
         f"running {', '.join(f'{n} (pid {p.pid})' for n, p in procs.items())}; "
-        f"gateway on http://{settings.bind}; Ctrl-C to stop",
+        f"gateway on http://{settings.bind}"
+        + (f", live streams on http://{stream_bind}" if stream_bind else "")
+        + "; Ctrl-C to stop",
         err=True,
     )
     exit_code = 0

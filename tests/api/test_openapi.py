@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import select
 
 from shared import accounts
-from shared.models import AutomationEvent
+from shared.models import AutomationEvent, ModelConfig
 from tests.api.conftest import Api, Fixture
 from webhook_gateway.api.framework import OPERATIONS, bp
 
@@ -31,7 +31,7 @@ def test_document_lists_every_route(api: Api) -> None:
         if method not in ("HEAD", "OPTIONS")
     }
     assert rules == documented
-    assert len(OPERATIONS) == len(documented) == 23
+    assert len(OPERATIONS) == len(documented) == 34
     create = doc["paths"]["/api/v1/automations"]["post"]
     assert set(create["responses"]) >= {"201", "400", "401", "403", "404", "409", "413"}
     schema = doc["components"]["schemas"]["AutomationCreate"]
@@ -47,6 +47,19 @@ def test_schemathesis(api: Api, seeded: Fixture, name: str, method: str, path: s
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", api.app)
     operation = schema[path][method]
     spare, _ = accounts.create_token(api.session, api.clock, api.world.site.user.email, ["*"])
+    now = api.clock.now()
+    # a loopback base_url: the test endpoint refuses it at once, no network needed
+    config = ModelConfig(
+        organization_id=api.world.org_a.id,
+        name="local",
+        provider="openai",
+        base_url="http://127.0.0.1:9/v1",
+        model="m",
+        created_at=now,
+        updated_at=now,
+    )
+    api.session.add(config)
+    api.session.flush()
     event_id = api.session.scalar(
         select(AutomationEvent.id).where(AutomationEvent.automation_id == seeded.automation.id)
     )
@@ -59,14 +72,24 @@ def test_schemathesis(api: Api, seeded: Fixture, name: str, method: str, path: s
         "user_id": str(api.world.other.user.id),
         # not the caller's token either: revoking it would fail every later case
         "token_id": str(spare.id),
+        "organization_id": str(api.world.org_a.id),
+        "model_config_id": str(config.id),
     }
 
     # Semantic validation a JSON Schema cannot express (cron syntax, gjson paths, NUL in an
-    # arbitrary payload, a schedule on a webhook trigger) rightly rejects some schema-valid
-    # requests with 400 on these operations; every other check still applies to them.
+    # arbitrary payload, a schedule on a webhook trigger, outbound URL rules, a re-pointed
+    # model config needing its key again) rightly rejects some schema-valid requests with 400
+    # on these operations; every other check still applies to them.
     excluded = (
         [positive_data_acceptance]
-        if name in ("create_trigger", "update_trigger", "test_automation")
+        if name
+        in (
+            "create_trigger",
+            "update_trigger",
+            "test_automation",
+            "create_model_config",
+            "update_model_config",
+        )
         else []
     )
 

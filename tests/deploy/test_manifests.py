@@ -36,7 +36,7 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 ENV_EXAMPLE = DEPLOY / "automations.env.example"
 
-APP_SERVICES = ("migrate", "gateway", "worker", "beat")
+APP_SERVICES = ("migrate", "gateway", "stream", "worker", "chat-runner", "beat")
 SECRET_KEYS = {
     "AUTOMATIONS_DATABASE_URL",
     "AUTOMATIONS_BROKER_URL",
@@ -194,7 +194,7 @@ def test_compose_start_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["migrate"].get("restart") == "no"
-    for name in ("gateway", "worker", "beat"):
+    for name in ("gateway", "stream", "worker", "beat"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully", name
         assert deps["postgres"]["condition"] == "service_healthy", name
@@ -479,7 +479,9 @@ def test_commands_are_cli_commands() -> None:
     expected = {
         "automations-migrate": ["db", "upgrade"],
         "automations-gateway": ["gateway"],
-        "automations-worker": ["worker"],
+        "automations-stream": ["stream", "--bind", "0.0.0.0:8081", "--threads", "500"],
+        "automations-worker": ["worker", "-Q", "events,maintenance,notifications"],
+        "automations-chat-runner": ["worker", "-Q", "chats"],
         "automations-beat": ["beat"],
     }
     seen = {}
@@ -683,3 +685,56 @@ def gunicorn_graceful_timeout() -> int:
     match = re.search(r"^graceful_timeout\s*=\s*(\d+)", text, re.MULTILINE)
     assert match, "gunicorn_conf.graceful_timeout not found"
     return int(match.group(1))
+
+
+def test_live_streams_have_a_deployment_of_their_own(compose: dict[str, Any]) -> None:
+    """Open streams hold a thread each: they are served by `automations stream`, never by the
+    gateway's threads (docs/operations.md, "Live streams")."""
+    container = only_container("stream")
+    args = container["args"]
+    assert args[0] == "stream"
+    bind = args[args.index("--bind") + 1]
+    port = int(bind.rpartition(":")[2])
+    assert not bind.startswith("127.") and port != GATEWAY_PORT
+    (http,) = [p for p in container["ports"] if p["name"] == "http"]
+    assert http["containerPort"] == port
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz?check=database"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    service = objects_of("Service")["automations-stream"]
+    labels = deployment("stream")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] in ("http", port)
+    assert deployment("stream")["spec"]["replicas"] >= 2
+
+    stream = compose["services"]["stream"]
+    assert stream["command"][:3] == ["stream", "--bind", "0.0.0.0:8081"]
+    assert any(str(p).endswith(":8081") for p in stream["ports"])
+    assert "8081/readyz" in json.dumps(stream["healthcheck"]["test"])
+
+
+def _queues(args: list[str]) -> set[str]:
+    argv = worker_argv(Settings(), tuple(args[1:]))
+    return set(argv[argv.index("-Q") + 1].split(","))
+
+
+def test_every_queue_has_a_consumer_and_turns_run_apart_from_events(
+    compose: dict[str, Any],
+) -> None:
+    """The fleet consumes every queue, and the chat runner (queue ``chats``) runs in its own
+    Deployment / service, so slow model calls never hold the event pipeline's workers."""
+    k8s = {
+        name: _queues(spec["containers"][0]["args"])
+        for name, spec in pod_specs()
+        if spec["containers"][0]["args"][0] == "worker"
+    }
+    assert set().union(*k8s.values()) == set(ALL_QUEUES)
+    assert k8s["automations-chat-runner"] == {"chats"}
+    assert "chats" not in k8s["automations-worker"]
+    services = compose["services"]
+    workers = {
+        name: _queues(service["command"])
+        for name, service in services.items()
+        if service.get("command", [None])[0] == "worker"
+    }
+    assert set().union(*workers.values()) == set(ALL_QUEUES)
+    assert workers["chat-runner"] == {"chats"} and "chats" not in workers["worker"]

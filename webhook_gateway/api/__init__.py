@@ -22,6 +22,9 @@ from webhook_gateway.api import triggers  # noqa: F401
 from webhook_gateway.api import events  # noqa: F401
 from webhook_gateway.api import dry_run  # noqa: F401
 from webhook_gateway.api import chats  # noqa: F401
+from webhook_gateway.api import stream  # noqa: F401
+from webhook_gateway.api import model_configs  # noqa: F401
+from webhook_gateway.api import usage  # noqa: F401
 
 # isort: on
 from webhook_gateway.api.framework import bp, json_response, operation

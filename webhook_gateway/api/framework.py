@@ -44,9 +44,11 @@ __all__ = [
     "ApiError",
     "Ctx",
     "Operation",
+    "authenticate",
     "bp",
     "error_response",
     "operation",
+    "parse_id",
     "too_many_failures",
 ]
 
@@ -182,7 +184,7 @@ def error_response(
 # Request parsing --------------------------------------------------------------------------
 
 
-def _authenticate(session: Session, gw: Gateway) -> Principal:
+def authenticate(session: Session, gw: Gateway) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.strip().partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="automations"'}
@@ -318,7 +320,7 @@ def _parse_body(op: Operation, raw: bytes) -> tuple[Any, set[str]]:
     return obj, set(obj.model_fields_set)
 
 
-def _parse_id(name: str, value: str) -> uuid.UUID:
+def parse_id(name: str, value: str) -> uuid.UUID:
     try:
         if len(value) > 64:
             raise ValueError
@@ -336,8 +338,8 @@ def _dispatch(op: Operation, fn: Callable[..., Any], path_values: dict[str, str]
             return _finish(op, fn(gw))
         with gw.unit_of_work() as uow:
             session = uow.session
-            principal = _authenticate(session, gw)
-            ids = {name: _parse_id(name, value) for name, value in path_values.items()}
+            principal = authenticate(session, gw)
+            ids = {name: parse_id(name, value) for name, value in path_values.items()}
             query = _parse_query(op.query)
             body, fields = _parse_body(op, raw)
             ctx = Ctx(
