@@ -1,5 +1,7 @@
 """The README's walkthrough, run unchanged as a script against `automations up` (embedded:
-gateway, worker and beat on SQLite), with GitHub's own pull_request example payload."""
+gateway, stream, worker and beat on SQLite), with GitHub's own pull_request example payload
+and a fake OpenAI-compatible model server in place of the reader's Ollama: it ends with the
+agent's reply."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.fake_providers import FakeProvider, Reply
 from tests.harness.processes import REPO, cli, wait_http
 from tests.harness.services import free_port
 
@@ -38,7 +41,22 @@ def _statuses(db: Path) -> list[tuple[str, str | None]]:
     return [(str(s), t) for s, t in rows]
 
 
+def _assistant_replies(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT content FROM chat_messages WHERE role = 'assistant' ORDER BY created_at"
+        ).fetchall()
+    return [str(content) for (content,) in rows]
+
+
 def test_the_readme_walkthrough_runs_unchanged(tmp_path: Path) -> None:
+    fake = FakeProvider("openai")
+    fake.script(*[Reply.ok("Looks risky: ", "the deploy script changed.")] * 10)
+    with fake:
+        _walkthrough(tmp_path, fake)
+
+
+def _walkthrough(tmp_path: Path, fake: FakeProvider) -> None:
     bind = f"127.0.0.1:{free_port()}"
     data = tmp_path / "var"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
@@ -56,7 +74,7 @@ def test_the_readme_walkthrough_runs_unchanged(tmp_path: Path) -> None:
         script = walkthrough()
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
-            env={**env, "AUTOMATIONS_URL": f"http://{bind}"},
+            env={**env, "AUTOMATIONS_URL": f"http://{bind}", "MODEL_BASE_URL": fake.base_url},
             cwd=work,
             capture_output=True,
             text=True,
@@ -77,6 +95,10 @@ def test_the_readme_walkthrough_runs_unchanged(tmp_path: Path) -> None:
         assert "replayed 1 events" in out
         assert "pull_request" in out  # the event list's event type column
         assert not list(work.glob("*.json"))  # the trigger file with the secret was removed
+        # the walkthrough ends with the agent's reply, from the configured model
+        assert "--- assistant" in out and "the deploy script changed." in out, out[-3000:]
+        assert _assistant_replies(db), out[-3000:]
+        assert fake.requests, "the runner never called the model"
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(timeout=60)
