@@ -1,7 +1,7 @@
 """All tables. Importing this module registers every model on ``shared.infra.db.base.metadata``."""
 
 from shared.models.automation import Automation, AutomationEvent, AutomationTrigger, ModelConfig
-from shared.models.chat import Chat, ChatMessage, UsageRecord
+from shared.models.chat import Chat, ChatMessage, Notification, UsageRecord
 from shared.models.enums import (
     AutomationStatus,
     ChatScope,
@@ -34,6 +34,7 @@ __all__ = [
     "KeyStatus",
     "MessageRole",
     "ModelConfig",
+    "Notification",
     "OrgRole",
     "Organization",
     "OrganizationMember",

@@ -169,12 +169,8 @@ class AutomationEvent(Base):
     __tablename__ = "automation_events"
     __table_args__ = (
         UniqueConstraint("trigger_id", "delivery_id"),
-        CheckConstraint(
-            "status != 'created' OR created_chat_id IS NOT NULL", name="created_has_chat"
-        ),
-        CheckConstraint(
-            "status != 'continued' OR matched_chat_id IS NOT NULL", name="continued_has_chat"
-        ),
+        # No "created/continued has a chat" CHECK (dropped in 0010): chat retention deletes
+        # chats, and the events that pointed at them keep their status with a null reference.
         CheckConstraint("matched_chat_id IS NULL OR created_chat_id IS NULL", name="one_chat_id"),
         CheckConstraint("occurrences >= 1", name="occurrences_positive"),
         Index("ix_automation_events_automation_received", "automation_id", "received_at"),

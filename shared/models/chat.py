@@ -44,6 +44,14 @@ class Chat(Base):
             for column in NULLABLE_REFERENCES
         ),
         Index("ix_chats_status", "status"),
+        # chat retention: archived chats by the time they were archived
+        partial_index("ix_chats_archived_at", "archived_at", where="archived_at IS NOT NULL"),
+        # auto-archive candidates: unarchived, unpinned root chats (SPEC 11)
+        partial_index(
+            "ix_chats_auto_archive_candidates",
+            "created_at",
+            where="archived = false AND pin_order = 0 AND parent_chat_id IS NULL",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -63,6 +71,8 @@ class Chat(Base):
         ForeignKey("model_configs.id", ondelete="SET NULL")
     )
     archived: Mapped[bool] = mapped_column(default=False)
+    #: when it was archived (by hand or by auto-archive); chat retention counts from it
+    archived_at: Mapped[datetime | None]
     pin_order: Mapped[int] = mapped_column(Integer, default=0)
     parent_chat_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("chats.id", ondelete="CASCADE")
@@ -136,3 +146,31 @@ class UsageRecord(Base):
     input_tokens: Mapped[int] = mapped_column(BigInteger)
     output_tokens: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """A message to one user (SPEC 11 "Notifications"): listed and marked read through the
+    API, and e-mailed once when SMTP is configured."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_user_created", "user_id", "created_at"),
+        partial_index(
+            "ix_notifications_email_pending", "created_at", where="email_status = 'pending'"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: what it is about, e.g. ``chat.auto_archive``
+    kind: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    #: structured details for clients (e.g. the archived chats' ids)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]
+    #: ``none`` (no SMTP configured when created), ``pending``, ``sent`` or ``failed``
+    email_status: Mapped[str] = mapped_column(String(20), default="none", server_default="none")
+    email_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    emailed_at: Mapped[datetime | None]
