@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     #: how often beat runs the chat recovery job
     recover_chats_interval_seconds: float = Field(15.0, gt=0)
 
+    # The chat lifecycle (issue 18, SPEC 11; docs/chats.md).
+    #: ``smtp://`` or ``smtps://[user:password@]host[:port]``: notifications are also e-mailed
+    smtp_url: str = Field("", repr=False)
+    #: the From address of notification e-mails (needed with ``smtp_url``)
+    smtp_from: str = ""
+    #: how often beat runs auto-archive and chat retention (the site config says how old)
+    auto_archive_interval_seconds: float = Field(3600.0, gt=0)
+    chat_retention_interval_seconds: float = Field(3600.0, gt=0)
+
     @field_validator(
         "database_url",
         "broker_url",
@@ -113,6 +122,8 @@ class Settings(BaseSettings):
         "encryption_keys",
         "metrics_token",
         "metrics_bind",
+        "smtp_url",
+        "smtp_from",
         mode="before",
     )
     @classmethod
