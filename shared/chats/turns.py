@@ -39,14 +39,14 @@ from sqlalchemy.orm import Session
 from shared.infra.clock import Clock
 from shared.infra.crypto import CryptoError, Keyring
 from shared.infra.db.base import new_id
-from shared.models import ModelConfig
+from shared.models import ModelConfig, Organization, OrganizationMember
 from shared.models.enums import ChatStatus, MessageRole
 from shared.models.tables import automations, chat_messages, chats
 from shared.runner.clients import ProviderConfig
 from shared.runner.errors import ChatError, NoModelConfig, TurnSignal, UsageLimitExceeded, classify
 from shared.runner.providers import TurnResult
 from shared.runner.retry import GiveUp, RandomSource, Retry, decide
-from shared.usage.service import check_turn_allowed, record_turn_usage
+from shared.usage.service import check_limits, record_turn_usage
 
 __all__ = [
     "Claim",
@@ -65,6 +65,8 @@ __all__ = [
 ]
 
 model_configs = cast(Table, ModelConfig.__table__)
+organizations = cast(Table, Organization.__table__)
+members = cast(Table, OrganizationMember.__table__)
 
 
 class ClaimLost(Exception):
@@ -108,16 +110,17 @@ def claim_chat(conn: Connection, clock: Clock, chat_id: uuid.UUID) -> Claim | No
         & (chats.c.status == ChatStatus.PENDING)
         & (chats.c.retry_at.is_(None) | (chats.c.retry_at <= now))
     )
-    if conn.dialect.name == "postgresql":
-        locked = conn.execute(
-            select(chats.c.id).where(claimable).with_for_update(skip_locked=True)
-        ).first()
-        if locked is None:
-            return None
     runner_id = uuid.uuid4().hex
+    if conn.dialect.name == "postgresql":
+        # One statement: the row is locked SKIP LOCKED by the subquery (a chat another
+        # runner is claiming is skipped, not waited for) and updated in the same round trip.
+        locked = select(chats.c.id).where(claimable).with_for_update(skip_locked=True)
+        where = chats.c.id == locked.scalar_subquery()
+    else:
+        where = claimable  # SQLite: one writer at a time; the conditional UPDATE decides
     result = conn.execute(
         update(chats)
-        .where(claimable)
+        .where(where)
         .values(status=ChatStatus.RUNNING, runner_id=runner_id, heartbeat_at=now)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
@@ -189,71 +192,95 @@ def load_turn(
     settings: TurnSettings,
 ) -> TurnRequest:
     """The request of the claimed chat's turn. Raises :class:`ClaimLost` when the chat is
-    gone or no longer held by ``claim``."""
-    chat = conn.execute(
+    gone or no longer held by ``claim``.
+
+    Two statements (a turn's CPU is mostly its database work, docs/performance.md): the chat
+    with its automation, model config and the two monthly limits in one join, then every
+    message of the chat (deleted ones too: the count of user messages the commit compares
+    against includes them)."""
+    config_id = func.coalesce(chats.c.model_config_id, automations.c.model_config_id)
+    row = conn.execute(
         select(
             chats.c.organization_id,
             chats.c.owner_id,
             chats.c.automation_id,
-            chats.c.model_config_id,
             chats.c.retry,
             chats.c.runner_id,
             chats.c.status,
-        ).where(chats.c.id == claim.chat_id)
-    ).first()
-    if chat is None or chat.runner_id != claim.runner_id or chat.status != ChatStatus.RUNNING:
-        raise ClaimLost(str(claim.chat_id))
-    instructions: str | None = None
-    model_config_id = chat.model_config_id
-    if chat.automation_id is not None:
-        automation = conn.execute(
-            select(automations.c.instructions, automations.c.model_config_id).where(
-                automations.c.id == chat.automation_id
+            automations.c.instructions,
+            model_configs.c.id.label("config_id"),
+            model_configs.c.provider,
+            model_configs.c.base_url,
+            model_configs.c.model,
+            model_configs.c.api_key,
+            model_configs.c.api_key_key_id,
+            model_configs.c.max_output_tokens,
+            model_configs.c.temperature,
+            organizations.c.monthly_token_limit.label("org_limit"),
+            members.c.monthly_token_limit.label("member_limit"),
+        )
+        .select_from(
+            chats.outerjoin(automations, automations.c.id == chats.c.automation_id)
+            .outerjoin(model_configs, model_configs.c.id == config_id)
+            .outerjoin(organizations, organizations.c.id == chats.c.organization_id)
+            .outerjoin(
+                members,
+                (members.c.organization_id == chats.c.organization_id)
+                & (members.c.user_id == chats.c.owner_id),
             )
-        ).first()
-        if automation is not None:
-            instructions = automation.instructions
-            model_config_id = model_config_id or automation.model_config_id
+        )
+        .where(chats.c.id == claim.chat_id)
+    ).first()
+    if row is None or row.runner_id != claim.runner_id or row.status != ChatStatus.RUNNING:
+        raise ClaimLost(str(claim.chat_id))
     rows = conn.execute(
-        select(chat_messages.c.role, chat_messages.c.content)
-        .where(chat_messages.c.chat_id == claim.chat_id, chat_messages.c.deleted.is_(False))
+        select(chat_messages.c.role, chat_messages.c.content, chat_messages.c.deleted)
+        .where(chat_messages.c.chat_id == claim.chat_id)
         .order_by(chat_messages.c.created_at, chat_messages.c.id)
     ).all()
     system_parts: list[str] = []
     messages: list[dict[str, str]] = []
-    for role, content in rows:
+    user_messages = 0
+    for role, content, deleted in rows:
+        if role == MessageRole.USER:
+            user_messages += 1
+        if deleted:
+            continue
         if role == MessageRole.SYSTEM:  # both providers take system text only up front
             system_parts.append(content)
         elif role in (MessageRole.USER, MessageRole.ASSISTANT):
             messages.append({"role": str(MessageRole(role)), "content": content})
-    prompt = system_prompt(instructions)
+    prompt = system_prompt(row.instructions)
     if system_parts:
         prompt = "\n\n".join(filter(None, (prompt, *system_parts)))
     request = TurnRequest(
         chat_id=claim.chat_id,
         runner_id=claim.runner_id,
-        organization_id=chat.organization_id,
-        owner_id=chat.owner_id,
-        automation_id=chat.automation_id,
-        model_config_id=model_config_id,
-        attempt=_attempt(chat.retry),
-        user_messages_seen=_user_messages(conn, claim.chat_id),
+        organization_id=row.organization_id,
+        owner_id=row.owner_id,
+        automation_id=row.automation_id,
+        model_config_id=row.config_id,
+        attempt=_attempt(row.retry),
+        user_messages_seen=user_messages,
         snapshot_at=clock.now(),
         system_prompt=prompt,
         messages=tuple(messages),
     )
-    config_row = (
-        conn.execute(select(model_configs).where(model_configs.c.id == model_config_id)).first()
-        if model_config_id is not None
-        else None
-    )
+    config_row = row if row.config_id is not None else None
     if config_row is None:
         error = classify(NoModelConfig("the chat and its automation have no model config"), None)
         return replace(request, model_config_id=None, setup_error=error)
     provider = str(config_row.provider)
     request = replace(request, provider=provider)
     try:
-        check_turn_allowed(_session_free(conn), clock.now(), chat.organization_id, chat.owner_id)
+        check_limits(
+            _session_free(conn),
+            clock.now(),
+            row.organization_id,
+            row.owner_id,
+            row.member_limit,
+            row.org_limit,
+        )
     except UsageLimitExceeded as exc:
         return replace(request, setup_error=classify(exc, provider))
     api_key: str | None = None

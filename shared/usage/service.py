@@ -25,6 +25,7 @@ from shared.runner.errors import UsageLimitExceeded
 
 __all__ = [
     "LIMIT_MAX",
+    "check_limits",
     "check_turn_allowed",
     "month_start",
     "record_turn_usage",
@@ -70,6 +71,23 @@ def check_turn_allowed(
             OrganizationMember.user_id == user_id,
         )
     )
+    org_limit = session.scalar(
+        select(Organization.monthly_token_limit).where(Organization.id == organization_id)
+    )
+    check_limits(session, now, organization_id, user_id, member_limit, org_limit)
+
+
+def check_limits(
+    session: Session,
+    now: datetime,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    member_limit: int | None,
+    org_limit: int | None,
+) -> None:
+    """:func:`check_turn_allowed` with the two limits already read (the runner reads them
+    with the chat, in one statement). The member's own limit, when set, replaces the
+    organization's. Without limits nothing is summed."""
     since = month_start(now)
     if member_limit is not None:
         used = tokens_used(session, organization_id, since, user_id)
@@ -79,9 +97,6 @@ def check_turn_allowed(
                 f"({used} tokens since {since:%Y-%m-%d})"
             )
         return
-    org_limit = session.scalar(
-        select(Organization.monthly_token_limit).where(Organization.id == organization_id)
-    )
     if org_limit is not None:
         used = tokens_used(session, organization_id, since)
         if used >= org_limit:
