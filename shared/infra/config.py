@@ -25,7 +25,13 @@ class ConfigError(Exception):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+        # a ValidationError's text would otherwise quote the value: secrets such as the SMTP
+        # password or the metrics token must never reach a log or a terminal
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Path("./var")
@@ -191,6 +197,24 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str) -> str:
+        if value:
+            from shared.notifications.mail import parse_smtp_url
+
+            parse_smtp_url(value)  # ValueError never quotes the URL (it holds the password)
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _check_smtp_from(cls, value: str) -> str:
+        if value:
+            from shared.notifications.mail import check_sender
+
+            check_sender(value)
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
@@ -211,6 +235,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "AUTOMATIONS_METRICS_BIND must differ from AUTOMATIONS_BIND (the metrics "
                 "listener is a separate one)"
+            )
+        if self.smtp_url and not self.smtp_from:
+            raise ValueError(
+                "AUTOMATIONS_SMTP_FROM must be set with AUTOMATIONS_SMTP_URL (the From address "
+                "of notification e-mails)"
             )
         return self
 
@@ -261,6 +290,12 @@ class Settings(BaseSettings):
         if self.gateway_workers:
             return self.gateway_workers
         return 2 if self.is_sqlite else 2 * (os.cpu_count() or 1)
+
+    @property
+    def smtp_enabled(self) -> bool:
+        """Whether notifications are also e-mailed (``AUTOMATIONS_SMTP_URL`` is set; validation
+        made sure ``AUTOMATIONS_SMTP_FROM`` is too)."""
+        return bool(self.smtp_url)
 
     @property
     def is_embedded_broker(self) -> bool:
