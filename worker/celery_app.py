@@ -15,14 +15,19 @@ from shared.infra.clock import Clock
 from shared.infra.config import Settings
 from shared.infra.logs import JsonFormatter
 from shared.infra.queues import (
+    AUTO_ARCHIVE,
+    CHAT_RETENTION,
     DISPATCH_CRON,
     PROCESS_EVENT,
     PURGE_EVENTS,
     QUEUE_CHATS,
     QUEUE_EVENTS,
     QUEUE_MAINTENANCE,
+    QUEUE_NOTIFICATIONS,
     RECOVER_CHATS,
+    REQUEUE_NOTIFICATION_EMAILS,
     RUN_CHAT,
+    SEND_NOTIFICATION_EMAIL,
     SWEEP_PENDING_EVENTS,
 )
 from shared.infra.runtime import Runtime
@@ -61,6 +66,10 @@ def task_routes() -> dict[str, dict[str, str]]:
         SWEEP_PENDING_EVENTS: {"queue": QUEUE_MAINTENANCE},
         DISPATCH_CRON: {"queue": QUEUE_MAINTENANCE},
         PURGE_EVENTS: {"queue": QUEUE_MAINTENANCE},
+        AUTO_ARCHIVE: {"queue": QUEUE_MAINTENANCE},
+        CHAT_RETENTION: {"queue": QUEUE_MAINTENANCE},
+        SEND_NOTIFICATION_EMAIL: {"queue": QUEUE_NOTIFICATIONS},
+        REQUEUE_NOTIFICATION_EMAILS: {"queue": QUEUE_MAINTENANCE},
     }
 
 

@@ -6,10 +6,13 @@ from typing import Any
 
 from shared.infra.config import Settings
 from shared.infra.queues import (
+    AUTO_ARCHIVE,
+    CHAT_RETENTION,
     DISPATCH_CRON,
     PURGE_EVENTS,
     QUEUE_MAINTENANCE,
     RECOVER_CHATS,
+    REQUEUE_NOTIFICATION_EMAILS,
     SWEEP_PENDING_EVENTS,
 )
 
@@ -29,4 +32,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "dispatch-cron": job(DISPATCH_CRON, settings.cron_dispatch_interval_seconds),
         "purge-events": job(PURGE_EVENTS, settings.purge_interval_seconds),
         "recover-chats": job(RECOVER_CHATS, settings.recover_chats_interval_seconds),
+        "auto-archive": job(AUTO_ARCHIVE, settings.auto_archive_interval_seconds),
+        "chat-retention": job(CHAT_RETENTION, settings.chat_retention_interval_seconds),
+        # a safety net for e-mails whose task was lost (it does nothing without SMTP)
+        "requeue-notification-emails": job(REQUEUE_NOTIFICATION_EMAILS, 300.0),
     }

@@ -9,6 +9,14 @@ PING = "automations.ping"
 RUN_CHAT = "automations.run_chat"
 #: beat: stale heartbeats back to pending, lost publishes published again
 RECOVER_CHATS = "automations.recover_chats"
+#: beat: archive inactive root chats and their descendants (SPEC 11)
+AUTO_ARCHIVE = "automations.auto_archive"
+#: beat: delete archived chats past chat_retention_days (SPEC 11)
+CHAT_RETENTION = "automations.chat_retention"
+#: e-mail one notification (SPEC 11), sent once; worker/tasks/notifications.py
+SEND_NOTIFICATION_EMAIL = "automations.send_notification_email"
+#: beat: publish again the e-mails of notifications left ``pending`` (a lost publish)
+REQUEUE_NOTIFICATION_EMAILS = "automations.requeue_notification_emails"
 
 QUEUE_EVENTS = "events"
 QUEUE_MAINTENANCE = "maintenance"

@@ -37,10 +37,13 @@ from shared.infra.db import migrate
 from shared.infra.db.engine import make_engine
 from shared.infra.logs import JsonFormatter
 from shared.infra.queues import (
+    AUTO_ARCHIVE,
+    CHAT_RETENTION,
     DISPATCH_CRON,
     PROCESS_EVENT,
     PURGE_EVENTS,
     RECOVER_CHATS,
+    REQUEUE_NOTIFICATION_EMAILS,
     SWEEP_PENDING_EVENTS,
 )
 from shared.models import AutomationTrigger
@@ -244,7 +247,17 @@ def _quiet_ticks_caught(app: Celery, level: int) -> list[logging.LogRecord]:
 
 
 def test_ticks_are_the_tasks_of_the_beat_schedule(tmp_path: Path) -> None:
-    ticks = sorted([DISPATCH_CRON, PURGE_EVENTS, RECOVER_CHATS, SWEEP_PENDING_EVENTS])
+    ticks = sorted(
+        [
+            AUTO_ARCHIVE,
+            CHAT_RETENTION,
+            DISPATCH_CRON,
+            PURGE_EVENTS,
+            RECOVER_CHATS,
+            REQUEUE_NOTIFICATION_EMAILS,
+            SWEEP_PENDING_EVENTS,
+        ]
+    )
     assert tick_task_names(_app(tmp_path)) == ticks
 
 

@@ -3,6 +3,14 @@ one module per domain. Importing this package registers them with every Celery a
 
 from __future__ import annotations
 
-from worker.tasks import base, chats, cron, events, maintenance
+from worker.tasks import base, chats, cron, events, lifecycle, maintenance, notifications
 
-__all__ = ["base", "chats", "cron", "events", "maintenance"]
+__all__ = [
+    "base",
+    "chats",
+    "cron",
+    "events",
+    "lifecycle",
+    "maintenance",
+    "notifications",
+]
