@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from shared import audit
 from shared.infra.clock import Clock
 from shared.infra.crypto import CryptoError, Keyring
 from shared.infra.db.uow import Units
@@ -326,6 +327,7 @@ def rotate(
     with units() as uow:
         session = uow.session
         summary.digests = _mark_unused_revoked(session, clock, {active})
+        _audit_operation(session, clock, summary)
     return summary
 
 
@@ -355,7 +357,29 @@ def decrypt_all(
     with units() as uow:
         session = uow.session
         summary.digests = _mark_unused_revoked(session, clock, set())
+        _audit_operation(session, clock, summary)
     return summary
+
+
+def _audit_operation(session: Session, clock: Clock, summary: KeyOpSummary) -> None:
+    """One audit entry per key operation (SPEC 11: key rotation is audited): what it did,
+    by digest only (never a key). The operator's CLI has no user: the actor is null."""
+    audit.record(
+        session,
+        clock,
+        actor_id=None,
+        organization_id=None,
+        action=f"keys.{summary.operation}",
+        resource_type="encryption_key",
+        resource_id=None,
+        details={
+            "active_digest": summary.active_digest,
+            "triggers_changed": summary.changed,
+            "model_configs_changed": summary.model_configs_changed,
+            "failed": len(summary.failed) + len(summary.failed_model_configs),
+            "revoked_digests": list(summary.digests),
+        },
+    )
 
 
 def _reseal(

@@ -197,6 +197,26 @@ def test_rotate_previous_and_plaintext_and_expired(pg_session: Session, clock: F
             assert prev == plain[r.id][::-1]
 
 
+def test_rotate_and_decrypt_are_audited_by_digest_only(
+    pg_session: Session, clock: FrozenClock
+) -> None:
+    """SPEC 11: key rotation is in the audit log (no actor: an operator's CLI), naming the
+    digests and counts, never a key or a secret."""
+    _bulk_triggers(pg_session, clock, 3, RING1)
+    keys.rotate(factory_for(pg_session), clock, RING21, batch_size=2)
+    keys.decrypt_all(factory_for(pg_session), clock, RING21)
+    entries = pg_session.scalars(
+        select(AuditLog).where(AuditLog.action.like("keys.%")).order_by(AuditLog.created_at)
+    ).all()
+    assert [e.action for e in entries] == ["keys.rotate", "keys.decrypt"]
+    rotated = entries[0]
+    assert rotated.actor_id is None and rotated.resource_type == "encryption_key"
+    assert rotated.details["active_digest"] == RING2.active_digest
+    assert rotated.details["triggers_changed"] == 3
+    text_of_entries = repr([e.details for e in entries])
+    assert KEY1 not in text_of_entries and KEY2 not in text_of_entries
+
+
 def test_rotate_refuses_unknown_keys_and_missing_keys(
     pg_session: Session, clock: FrozenClock
 ) -> None:
