@@ -1,11 +1,12 @@
-"""Chats as seen through the management API: list with filters, one chat with its messages."""
+"""Chats as seen through the management API: list with filters, one chat with its messages,
+the events that created or continued a chat."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import String, func, literal, select, type_coerce
+from sqlalchemy import String, func, literal, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -14,9 +15,10 @@ from shared.accounts.authz import Principal
 from shared.automations.service import require
 from shared.errors import Invalid, NotFound
 from shared.infra.db.pagination import Page, paginate
-from shared.models import Chat, ChatMessage
+from shared.models import AutomationEvent, Chat, ChatMessage
+from shared.models.enums import ChatStatus
 
-__all__ = ["get_chat", "list_chats", "parse_label_filters"]
+__all__ = ["chat_events", "get_chat", "list_chats", "parse_label_filters", "title_pattern"]
 
 MAX_MESSAGES = 1000
 
@@ -39,16 +41,26 @@ def list_chats(
     automation_id: uuid.UUID | None = None,
     labels: dict[str, str] | None = None,
     archived: bool | None = None,
+    statuses: Sequence[ChatStatus] | None = None,
+    pinned: bool | None = None,
+    q: str | None = None,
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Page[Chat]:
-    """Visible chats, most recently updated first."""
+    """Visible chats, most recently updated first. ``pinned``: ``pin_order`` > 0 or = 0;
+    ``q``: the title contains it, case-insensitively."""
     require(principal, authz.CHAT_READ)
     stmt = select(Chat).where(authz.chat_visibility(principal))
     if automation_id is not None:
         stmt = stmt.where(Chat.automation_id == automation_id)
     if archived is not None:
         stmt = stmt.where(Chat.archived.is_(archived))
+    if statuses:
+        stmt = stmt.where(Chat.status.in_(list(statuses)))
+    if pinned is not None:
+        stmt = stmt.where(Chat.pin_order > 0 if pinned else Chat.pin_order == 0)
+    if q:
+        stmt = stmt.where(Chat.title.ilike(title_pattern(q), escape="\\"))
     if labels:
         if session.get_bind().dialect.name == "postgresql":
             # JSONB @> (GIN index)
@@ -85,3 +97,37 @@ def get_chat(
         )
     ).all()
     return chat, list(reversed(newest))
+
+
+def title_pattern(q: str) -> str:
+    """A LIKE pattern matching titles that contain ``q`` literally (``%`` and ``_`` too)."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def chat_events(
+    session: Session,
+    principal: Principal,
+    chat_id: uuid.UUID,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[AutomationEvent]:
+    """The events that created or continued the chat, newest first; 404 for a chat the
+    caller may not see (seeing the chat is enough: its messages hold what the events said)."""
+    require(principal, authz.CHAT_READ)
+    chat = session.get(Chat, chat_id)
+    if chat is None or not authz.can_view_chat(principal, chat):
+        raise NotFound(f"chat {chat_id} not found", field="chat_id")
+    stmt = select(AutomationEvent).where(
+        or_(AutomationEvent.created_chat_id == chat.id, AutomationEvent.matched_chat_id == chat.id)
+    )
+    return paginate(
+        session,
+        stmt,
+        kind="chat_events",
+        sort_col=AutomationEvent.received_at,
+        id_col=AutomationEvent.id,
+        limit=limit,
+        cursor=cursor,
+    )

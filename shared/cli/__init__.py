@@ -10,15 +10,19 @@ from __future__ import annotations
 import click
 
 from shared.cli import (
+    audit,
     automation,
     chats,
     db,
     dry_run,
     events,
+    jobs,
     keys,
     models,
+    notifications,
     processes,
     replay,
+    site_config,
     tokens,
     trigger,
     usage,
@@ -43,6 +47,7 @@ COMMANDS: tuple[click.Command, ...] = (
     users.users,
     tokens.tokens,
     keys.keys,
+    jobs.jobs,
     # Long-running processes.
     processes.gateway,
     processes.stream,
@@ -56,6 +61,9 @@ COMMANDS: tuple[click.Command, ...] = (
     chats.chats,
     models.models,
     usage.usage,
+    site_config.site_config,
+    audit.audit,
+    notifications.notifications,
     dry_run.test_command,
     # Testing webhook triggers.
     webhook.webhook,

@@ -1,6 +1,7 @@
 """``automations chats``: list and show the chats automations created or continued, post a
-message, and follow a chat live, over the HTTP API (AUTOMATIONS_URL, AUTOMATIONS_TOKEN;
-``follow`` reads AUTOMATIONS_STREAM_URL first when the live streams are served elsewhere)."""
+message, follow a chat live, archive, unarchive, pin and delete it, over the HTTP API
+(AUTOMATIONS_URL, AUTOMATIONS_TOKEN; ``follow`` reads AUTOMATIONS_STREAM_URL first when the
+live streams are served elsewhere)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from shared.cli.client import API_PREFIX, ClientError, client
 from shared.cli.output import details, emit_json, handle_errors, json_option, table
 from shared.cli.resolve import resolve_automation
 
-CHAT_COLUMNS = ("id", "title", "status", "labels", "archived", "updated_at")
+CHAT_COLUMNS = ("id", "title", "status", "labels", "archived", "pin_order", "updated_at")
+CHAT_STATUSES = ("waiting", "pending", "running", "paused", "error")
 #: seconds without a byte before ``follow`` reconnects (the server sends a keep-alive every 15)
 FOLLOW_READ_TIMEOUT = 45.0
 
@@ -31,6 +33,11 @@ def chats() -> None:
 @click.option("--automation", "automation_ref", help="Only chats of this automation.")
 @click.option("--label", "labels", multiple=True, help="KEY:VALUE; repeatable (all must match).")
 @click.option("--archived/--not-archived", default=None, help="Default: both.")
+@click.option("--pinned/--not-pinned", default=None, help="Default: both.")
+@click.option(
+    "--status", "statuses", multiple=True, type=click.Choice(CHAT_STATUSES), help="Repeatable."
+)
+@click.option("--search", "q", help="Only chats whose title contains this (any case).")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @json_option
 @handle_errors
@@ -38,6 +45,9 @@ def chats_list(
     automation_ref: str | None,
     labels: tuple[str, ...],
     archived: bool | None,
+    pinned: bool | None,
+    statuses: tuple[str, ...],
+    q: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
@@ -51,6 +61,9 @@ def chats_list(
             automation_id=auto_id,
             label=list(labels),
             archived=None if archived is None else str(archived).lower(),
+            pinned=None if pinned is None else str(pinned).lower(),
+            status=list(statuses),
+            q=q or None,
             limit=min(limit, 200),
         )
     )
@@ -163,6 +176,71 @@ def chats_send(chat_id: str, text: str, as_json: bool) -> None:
         emit_json(message)
     else:
         click.echo(f"message {message['id']} posted to chat {chat_id}")
+
+
+# archive, unarchive, pin, delete -----------------------------------------------------------
+
+
+def _patch(chat_id: str, body: dict[str, Any], as_json: bool, done: str) -> None:
+    data = client().patch(f"/chats/{chat_id}", body)
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(f"{done} chat {data['id']}")
+
+
+@chats.command("archive")
+@click.argument("chat_id")
+@json_option
+@handle_errors
+def chats_archive(chat_id: str, as_json: bool) -> None:
+    """Archive a chat and its sub-chats (chat retention deletes archived chats after the
+    site's chat_retention_days)."""
+    _patch(chat_id, {"archived": True}, as_json, "archived")
+
+
+@chats.command("unarchive")
+@click.argument("chat_id")
+@json_option
+@handle_errors
+def chats_unarchive(chat_id: str, as_json: bool) -> None:
+    """Unarchive a chat and its sub-chats."""
+    _patch(chat_id, {"archived": False}, as_json, "unarchived")
+
+
+@chats.command("pin")
+@click.argument("chat_id")
+@click.option(
+    "--order",
+    type=click.IntRange(1, 1_000_000),
+    default=1,
+    show_default=True,
+    help="Position among pinned chats (pinned chats are never auto-archived).",
+)
+@click.option("--unpin", is_flag=True, help="Unpin the chat instead.")
+@json_option
+@handle_errors
+def chats_pin(chat_id: str, order: int, unpin: bool, as_json: bool) -> None:
+    """Pin a chat (or unpin it with --unpin)."""
+    if unpin:
+        _patch(chat_id, {"pin_order": 0}, as_json, "unpinned")
+    else:
+        _patch(chat_id, {"pin_order": order}, as_json, f"pinned (order {order})")
+
+
+@chats.command("delete")
+@click.argument("chat_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def chats_delete(chat_id: str, yes: bool) -> None:
+    """Delete a chat with its sub-chats and messages, for good. The events that created or
+    continued it keep their status."""
+    api = client()
+    data = api.get(f"/chats/{chat_id}")
+    if not yes:
+        click.confirm(f"delete chat {data['title']!r} ({data['id']}) for good?", abort=True)
+    api.delete(f"/chats/{data['id']}")
+    click.echo(f"deleted chat {data['id']}")
 
 
 # follow ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import select
 
 from shared import accounts
-from shared.models import AutomationEvent, ModelConfig
+from shared.models import AutomationEvent, ModelConfig, Notification
 from tests.api.conftest import Api, Fixture
 from webhook_gateway.api.framework import OPERATIONS, bp
 
@@ -31,7 +31,7 @@ def test_document_lists_every_route(api: Api) -> None:
         if method not in ("HEAD", "OPTIONS")
     }
     assert rules == documented
-    assert len(OPERATIONS) == len(documented) == 34
+    assert len(OPERATIONS) == len(documented) == 42
     create = doc["paths"]["/api/v1/automations"]["post"]
     assert set(create["responses"]) >= {"201", "400", "401", "403", "404", "409", "413"}
     schema = doc["components"]["schemas"]["AutomationCreate"]
@@ -59,6 +59,11 @@ def test_schemathesis(api: Api, seeded: Fixture, name: str, method: str, path: s
         updated_at=now,
     )
     api.session.add(config)
+    # the caller's own notification (someone else's is rightly a 404)
+    notification = Notification(
+        user_id=api.world.site.user.id, kind="test", title="t", body="b", created_at=now
+    )
+    api.session.add(notification)
     api.session.flush()
     event_id = api.session.scalar(
         select(AutomationEvent.id).where(AutomationEvent.automation_id == seeded.automation.id)
@@ -74,6 +79,7 @@ def test_schemathesis(api: Api, seeded: Fixture, name: str, method: str, path: s
         "token_id": str(spare.id),
         "organization_id": str(api.world.org_a.id),
         "model_config_id": str(config.id),
+        "notification_id": str(notification.id),
     }
 
     # Semantic validation a JSON Schema cannot express (cron syntax, gjson paths, NUL in an

@@ -25,6 +25,9 @@ from webhook_gateway.api import chats  # noqa: F401
 from webhook_gateway.api import stream  # noqa: F401
 from webhook_gateway.api import model_configs  # noqa: F401
 from webhook_gateway.api import usage  # noqa: F401
+from webhook_gateway.api import site_config  # noqa: F401
+from webhook_gateway.api import audit_logs  # noqa: F401
+from webhook_gateway.api import notifications  # noqa: F401
 
 # isort: on
 from webhook_gateway.api.framework import bp, json_response, operation

@@ -71,6 +71,7 @@ from webhook_gateway.api.schemas.chats import (
     ChatMessageCreate,
     ChatPage,
     ChatRetry,
+    ChatUpdate,
 )
 from webhook_gateway.api.schemas.events import (
     BulkReplayRequest,
@@ -81,6 +82,16 @@ from webhook_gateway.api.schemas.events import (
     ReplayAccepted,
     TestRequest,
     TestResult,
+)
+from webhook_gateway.api.schemas.lifecycle import (
+    AuditLogEntry,
+    AuditLogPage,
+    AuditLogQuery,
+    Notification,
+    NotificationListQuery,
+    NotificationPage,
+    SiteConfig,
+    SiteConfigUpdate,
 )
 from webhook_gateway.api.schemas.model_configs import (
     ChatErrorOut,
@@ -106,6 +117,9 @@ __all__ = [
     "NO_NUL",
     "READ_ERRORS",
     "WRITE_ERRORS",
+    "AuditLogEntry",
+    "AuditLogPage",
+    "AuditLogQuery",
     "Automation",
     "AutomationCreate",
     "AutomationListQuery",
@@ -123,6 +137,7 @@ __all__ = [
     "ChatMessageCreate",
     "ChatPage",
     "ChatRetry",
+    "ChatUpdate",
     "Error",
     "Event",
     "EventListQuery",
@@ -143,6 +158,9 @@ __all__ = [
     "ModelConfigUpdate",
     "Name",
     "NewSecret",
+    "Notification",
+    "NotificationListQuery",
+    "NotificationPage",
     "Organization",
     "OrganizationMembership",
     "OrganizationUpdate",
@@ -154,6 +172,8 @@ __all__ = [
     "Response",
     "Schedule",
     "ShortText",
+    "SiteConfig",
+    "SiteConfigUpdate",
     "TestRequest",
     "TestResult",
     "Text",

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    BeforeValidator,
     Field,
 )
 
@@ -15,10 +16,12 @@ from shared.models import (
     MessageRole,
 )
 from webhook_gateway.api.schemas.base import (
+    NO_NUL,
     Body,
     LongText,
     PageQuery,
     Response,
+    whole_number,
 )
 
 # Chats -------------------------------------------------------------------------------------
@@ -30,6 +33,30 @@ class ChatListQuery(PageQuery):
         Field(None, description="key:value; repeat for several (all must match)")
     )
     archived: bool | None = None
+    status: list[ChatStatus] | None = Field(None, description="repeat for several (any matches)")
+    pinned: bool | None = Field(None, description="true: pin_order > 0; false: unpinned")
+    q: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | None = Field(
+        None, description="the title contains this (case-insensitive)"
+    )
+
+
+#: the largest pin_order (0 = not pinned; pinned chats sort by it, ascending)
+PIN_ORDER_MAX = 1_000_000
+PinOrder = Annotated[int, Field(ge=0, le=PIN_ORDER_MAX), BeforeValidator(whole_number)]
+ChatTitle = Annotated[
+    str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
+]
+
+
+class ChatUpdate(Body):
+    """Only the fields given change (none may be null). `archived` cascades to the chat's
+    descendants; `paused` pauses (`true`) or resumes (`false`) the chat; `pin_order` 0 unpins."""
+
+    # A ``None`` default is never validated: it only marks the field as absent.
+    title: ChatTitle = None  # type: ignore[assignment]
+    archived: bool = None  # type: ignore[assignment]
+    pin_order: PinOrder = None  # type: ignore[assignment]
+    paused: bool = None  # type: ignore[assignment]
 
 
 class ChatError(Response):
@@ -63,6 +90,8 @@ class Chat(Response):
     labels: dict[str, Any]
     automation_id: uuid.UUID | None
     archived: bool
+    archived_at: datetime | None = Field(None, description="when it was archived")
+    pin_order: int = Field(0, description="0: not pinned")
     parent_chat_id: uuid.UUID | None
     root_chat_id: uuid.UUID | None
     model_config_id: uuid.UUID | None
