@@ -260,17 +260,17 @@ class LocalLiveEvents:
 
     def __init__(self, directory: Path) -> None:
         self._dir = directory
-        self._sock: socket.socket | None = None
+        self._endpoint: socket.socket | None = None
         self._pid = 0
 
     def _socket(self) -> socket.socket:
-        if self._sock is None or self._pid != os.getpid():
+        if self._endpoint is None or self._pid != os.getpid():
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_DATAGRAM + 4096)
-            self._sock, self._pid = sock, os.getpid()
-        return self._sock
+            self._endpoint, self._pid = sock, os.getpid()
+        return self._endpoint
 
     def publish(self, chat_id: uuid.UUID, event: str, data: dict[str, Any]) -> None:
         try:
@@ -341,10 +341,10 @@ class LocalLiveSubscriber:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._endpoint = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         with contextlib.suppress(OSError):
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        self._sock.bind(_address(self.path))
+            self._endpoint.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self._endpoint.bind(_address(self.path))
         atexit.register(self.close)
         self._subs: dict[str, set[_LocalSubscription]] = {}
         self._lock = threading.Lock()
@@ -374,7 +374,7 @@ class LocalLiveSubscriber:
     def _receive_loop(self) -> None:
         while True:
             try:
-                raw = self._sock.recv(MAX_DATAGRAM + 1024)
+                raw = self._endpoint.recv(MAX_DATAGRAM + 1024)
             except OSError:
                 return  # closed
             if self._closed:
@@ -397,8 +397,8 @@ class LocalLiveSubscriber:
         with contextlib.suppress(OSError):
             os.unlink(self.path)
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
+            self._endpoint.shutdown(socket.SHUT_RDWR)
+        self._endpoint.close()
 
 
 # Choosing one ------------------------------------------------------------------------------
