@@ -22,11 +22,14 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, select, update
 
+from shared.chats.messages import enqueue_run_chat
 from shared.infra.clock import Clock
+from shared.infra.config import Settings
+from shared.infra.db.uow import UnitOfWork
 from shared.models.enums import ChatStatus
 from shared.models.tables import chats
 
-__all__ = ["Recovered", "recover_chats"]
+__all__ = ["Recovered", "recover_and_publish", "recover_chats"]
 
 
 @dataclass
@@ -84,3 +87,18 @@ def recover_chats(
     if out.republished:
         conn.execute(update(chats).where(chats.c.id.in_(out.republished)).values(queued_at=now))
     return out
+
+
+def recover_and_publish(uow: UnitOfWork, clock: Clock, settings: Settings) -> Recovered:
+    """:func:`recover_chats` with the settings' ages, publishing ``run_chat`` for every chat
+    it returned to or left ``pending`` once ``uow`` committed: the recover-chats beat job and
+    ``automations jobs run recover-chats`` alike."""
+    result = recover_chats(
+        uow.connection,
+        clock,
+        stale_seconds=settings.runner_stale_seconds,
+        republish_seconds=settings.runner_republish_seconds,
+    )
+    for chat_id in result.to_publish:
+        enqueue_run_chat(uow, chat_id)
+    return result

@@ -16,13 +16,11 @@ from typing import Any
 import click
 
 from shared.chats.archive import auto_archive
-from shared.chats.recovery import recover_chats
+from shared.chats.recovery import recover_and_publish
 from shared.chats.retention import delete_expired_chats
 from shared.cli.settings import runtime_or_exit
 from shared.events.retention import purge_expired_events
-from shared.events.sweeper import sweep_pending
-from shared.infra.broker import event_message
-from shared.infra.queues import QUEUE_CHATS, RUN_CHAT
+from shared.events.sweeper import sweep_and_republish
 from shared.infra.runtime import Runtime
 
 
@@ -74,17 +72,8 @@ def _purge_events(rt: Runtime) -> tuple[dict[str, Any], str]:
 
 
 def _sweep_events(rt: Runtime) -> tuple[dict[str, Any], str]:
-    s = rt.settings
     with rt.unit_of_work() as uow:
-        r = sweep_pending(
-            uow.session,
-            rt.clock,
-            min_age_seconds=s.sweeper_min_age_seconds,
-            batch_size=s.sweeper_batch_size,
-            max_attempts=s.sweeper_max_attempts,
-        )
-        for event_id in r.republish:
-            uow.enqueue(*event_message(event_id))
+        r = sweep_and_republish(uow, rt.clock, rt.settings)
     counts = {"republished": len(r.republish), "parked": len(r.parked)}
     return counts, (
         f"sweep-events: re-published {len(r.republish)} pending event(s), parked {len(r.parked)}"
@@ -92,16 +81,8 @@ def _sweep_events(rt: Runtime) -> tuple[dict[str, Any], str]:
 
 
 def _recover_chats(rt: Runtime) -> tuple[dict[str, Any], str]:
-    s = rt.settings
     with rt.unit_of_work() as uow:
-        r = recover_chats(
-            uow.connection,
-            rt.clock,
-            stale_seconds=s.runner_stale_seconds,
-            republish_seconds=s.runner_republish_seconds,
-        )
-        for chat_id in r.to_publish:
-            uow.enqueue(RUN_CHAT, [str(chat_id)], QUEUE_CHATS)
+        r = recover_and_publish(uow, rt.clock, rt.settings)
     counts = {"stale": len(r.stale), "republished": len(r.republished)}
     return counts, (
         f"recover-chats: {len(r.stale)} stale running chat(s) back to pending, "

@@ -20,7 +20,10 @@ from sqlalchemy import and_, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.events.pipeline import MAX_ERROR_CHARS
+from shared.infra.broker import event_message
 from shared.infra.clock import Clock
+from shared.infra.config import Settings
+from shared.infra.db.uow import UnitOfWork
 from shared.models.enums import EventStatus
 from shared.models.tables import events
 
@@ -103,4 +106,20 @@ def sweep_pending(
             .where(events.c.id.in_(result.republish))
             .values(publish_attempts=events.c.publish_attempts + 1, last_published_at=now)
         )
+    return result
+
+
+def sweep_and_republish(uow: UnitOfWork, clock: Clock, settings: Settings) -> SweepResult:
+    """:func:`sweep_pending` with the settings' knobs, publishing ``process_event`` for the
+    events to retry once ``uow`` committed: the sweep beat job and ``automations jobs run
+    sweep-events`` alike."""
+    result = sweep_pending(
+        uow.session,
+        clock,
+        min_age_seconds=settings.sweeper_min_age_seconds,
+        batch_size=settings.sweeper_batch_size,
+        max_attempts=settings.sweeper_max_attempts,
+    )
+    for event_id in result.republish:
+        uow.enqueue(*event_message(event_id))
     return result

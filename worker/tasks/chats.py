@@ -18,7 +18,7 @@ from typing import Any
 from celery import Celery, shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
-from shared.chats.recovery import recover_chats
+from shared.chats.recovery import recover_and_publish
 from shared.chats.turns import TurnSettings, claim_chat
 from shared.infra.crypto import Keyring
 from shared.infra.queues import QUEUE_CHATS, QUEUE_MAINTENANCE, RECOVER_CHATS, RUN_CHAT
@@ -124,16 +124,8 @@ def recover_chats_task(self: AutomationsTask) -> dict[str, int]:
     """Stale running chats back to pending; pending chats whose publish was lost published
     again (shared.chats.recovery)."""
     rt = self.runtime
-    s = rt.settings
     with self.unit_of_work() as uow:
-        result = recover_chats(
-            uow.connection,
-            rt.clock,
-            stale_seconds=s.runner_stale_seconds,
-            republish_seconds=s.runner_republish_seconds,
-        )
-        for cid in result.to_publish:
-            uow.enqueue(RUN_CHAT, [str(cid)], QUEUE_CHATS)
+        result = recover_and_publish(uow, rt.clock, rt.settings)
     if result.stale or result.republished:
         log.info(
             "chat recovery: %d stale running chat(s) back to pending, %d re-published",

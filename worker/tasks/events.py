@@ -24,8 +24,7 @@ from shared.errors import TransientDatabaseError, describe_error
 from shared.events.backends import open_store
 from shared.events.options import PipelineOptions
 from shared.events.pipeline import mark_failed, note_transient_error, process_event
-from shared.events.sweeper import sweep_pending
-from shared.infra.broker import event_message
+from shared.events.sweeper import sweep_and_republish
 from shared.infra.config import Settings
 from shared.infra.queues import PROCESS_EVENT, QUEUE_EVENTS, QUEUE_MAINTENANCE, SWEEP_PENDING_EVENTS
 from shared.models.enums import EventStatus
@@ -113,17 +112,8 @@ def _retries_left(task: AutomationsTask, event_id: uuid.UUID, exc: BaseException
 def sweep_pending_events(self: AutomationsTask) -> dict[str, int]:
     """Re-publish ``pending`` events that nobody processed; park hopeless ones."""
     rt = self.runtime
-    s = rt.settings
     with self.unit_of_work() as uow:
-        result = sweep_pending(
-            uow.session,
-            rt.clock,
-            min_age_seconds=s.sweeper_min_age_seconds,
-            batch_size=s.sweeper_batch_size,
-            max_attempts=s.sweeper_max_attempts,
-        )
-        for event_id in result.republish:
-            uow.enqueue(*event_message(event_id))
+        result = sweep_and_republish(uow, rt.clock, rt.settings)
     if result.republish or result.parked:
         log.info(
             "sweeper: re-published %d pending events, parked %d",
